@@ -1,0 +1,99 @@
+"""Upstream example records: validation with precise errors, and the Parquet split table.
+
+A record is `{"prompt": str, "responses": {text: 1.0 | 0.0, ...}, ...extra fields}`. The checks
+follow the upstream dataset class, stated strictly: a string prompt, 2+ responses, every score
+exactly 1.0 or 0.0, exactly one 1.0, and the same response count through a file.
+"""
+
+import json
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from genies.atomic import write_atomic
+from genies.errors import GeniesError
+
+SPLIT_SCHEMA = pa.schema(
+    [
+        ("example_id", pa.string()),
+        ("prompt", pa.string()),
+        ("responses", pa.list_(pa.string())),
+        ("scores", pa.list_(pa.float64())),
+        ("preferred", pa.int64()),
+        ("extra", pa.string()),
+    ]
+)
+
+
+def record_error(source: str, index: int, field: str | None, problem: str) -> GeniesError:
+    where = f"{source}: record {index}" + (f": field '{field}'" if field else "")
+    return GeniesError(f"{where}: {problem}")
+
+
+def validate_record(record, index: int, source: str, expected_count: int | None) -> None:
+    if not isinstance(record, dict):
+        raise record_error(source, index, None, f"expected an object, got {type(record).__name__}")
+    if "prompt" not in record:
+        raise record_error(source, index, "prompt", "missing")
+    if not isinstance(record["prompt"], str):
+        kind = type(record["prompt"]).__name__
+        raise record_error(source, index, "prompt", f"must be a string, got {kind}")
+    if "responses" not in record:
+        raise record_error(source, index, "responses", "missing")
+    responses = record["responses"]
+    if not isinstance(responses, dict):
+        kind = type(responses).__name__
+        raise record_error(source, index, "responses", f"must be an object, got {kind}")
+    if len(responses) < 2:
+        raise record_error(source, index, "responses", f"has {len(responses)} entries, needs 2+")
+    for position, score in enumerate(responses.values()):
+        if isinstance(score, bool) or not isinstance(score, int | float) or score not in (0, 1):
+            raise record_error(
+                source, index, "responses", f"score of response {position} is {score!r}, not 1.0/0.0"
+            )
+    preferred = sum(1 for score in responses.values() if score == 1)
+    if preferred != 1:
+        raise record_error(
+            source, index, "responses", f"{preferred} responses scored 1.0, expected exactly one"
+        )
+    if expected_count is not None and len(responses) != expected_count:
+        raise record_error(
+            source,
+            index,
+            "responses",
+            f"has {len(responses)} responses, but record 0 has {expected_count}",
+        )
+
+
+def validate_records(records, source: str) -> None:
+    """Raise GeniesError naming the file, the record index and the field of the first problem."""
+    if not isinstance(records, list):
+        raise GeniesError(f"{source}: expected a JSON list of records, got {type(records).__name__}")
+    if not records:
+        raise GeniesError(f"{source}: contains no records")
+    expected = None
+    for index, record in enumerate(records):
+        validate_record(record, index, source, expected)
+        expected = len(record["responses"]) if expected is None else expected
+
+
+def records_to_table(records, distribution: str, split: str, source: str) -> pa.Table:
+    validate_records(records, source)
+    rows = {name: [] for name in SPLIT_SCHEMA.names}
+    for index, record in enumerate(records):
+        responses = record["responses"]
+        scores = [float(score) for score in responses.values()]
+        extra = {k: v for k, v in record.items() if k not in ("prompt", "responses")}
+        rows["example_id"].append(f"{distribution}/{split}/{index}")
+        rows["prompt"].append(record["prompt"])
+        rows["responses"].append(list(responses))
+        rows["scores"].append(scores)
+        rows["preferred"].append(scores.index(1.0))
+        rows["extra"].append(json.dumps(extra, ensure_ascii=False, sort_keys=True))
+    return pa.Table.from_pydict(rows, schema=SPLIT_SCHEMA)
+
+
+def write_split(table: pa.Table, path: str | os.PathLike, provenance: dict[str, str]) -> None:
+    table = table.replace_schema_metadata({f"genies.{k}": v for k, v in provenance.items()})
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))

@@ -1,0 +1,58 @@
+"""Parquet splits: `data/splits/<distribution>/<split>.parquet`, one row per example."""
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from genies.errors import GeniesError
+from genies.records import SPLIT_SCHEMA, records_to_table, write_split
+from genies.vendored import (
+    SPLITS,
+    distribution_file,
+    load_vendored_json,
+    read_manifest,
+    vendored_distributions,
+)
+
+
+def check_distribution(raw_dir: str | os.PathLike, distribution: str) -> None:
+    known = vendored_distributions(raw_dir)
+    if distribution not in known:
+        raise GeniesError(
+            f"unknown distribution {distribution!r} (not in {Path(raw_dir)}); "
+            f"known: {', '.join(known)}"
+        )
+
+
+def check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise GeniesError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
+
+
+def build_split(raw_dir: str | os.PathLike, distribution: str, split: str, out: str) -> pa.Table:
+    """Validate one vendored split and write it as Parquet (nothing is written on error)."""
+    check_distribution(raw_dir, distribution)
+    check_split(split)
+    relpath = distribution_file(distribution, split)
+    records = load_vendored_json(raw_dir, relpath)
+    table = records_to_table(records, distribution, split, source=str(Path(raw_dir) / relpath))
+    provenance = {"source": relpath, "source_sha256": read_manifest(raw_dir)[relpath]}
+    write_split(table, out, provenance)
+    return table
+
+
+def read_split(path: str | os.PathLike) -> pd.DataFrame:
+    """Load a split written by `build_split`, refusing a file of another shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise GeniesError(f"{path}: split file not found; build it with snakemake {path}")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise GeniesError(f"{path}: unreadable Parquet file ({exc}); delete it and rebuild") from exc
+    if not table.schema.remove_metadata().equals(SPLIT_SCHEMA):
+        raise GeniesError(f"{path}: unexpected columns {table.schema.names}; delete it and rebuild")
+    return table.to_pandas()
