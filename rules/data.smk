@@ -1,0 +1,48 @@
+rule split:
+    input:
+        f"{RAW}/distributions/{{distribution}}/{{split}}.json.xz",
+    output:
+        "data/splits/{distribution}/{split}.parquet",
+    log:
+        "logs/splits/{distribution}/{split}.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        # data/raw, inferred from the input so that the path travels with it
+        raw_dir=lambda wildcards, input: Path(input[0]).parents[2],
+    shell:
+        "genies split {wildcards.distribution} {wildcards.split} --raw-dir {params.raw_dir} "
+        "--out {output} 2> {log}"
+
+
+rule splits:
+    input:
+        expand(
+            "data/splits/{distribution}/{split}.parquet",
+            distribution=CFG.distributions,
+            split=SPLITS,
+        ),
+
+
+rule data_audit:
+    input:
+        rules.splits.input,
+    output:
+        csv="results/data_audit.csv",
+        md="results/data_audit.md",
+    log:
+        "logs/data_audit.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        distributions=CFG.distributions,
+        raw_dir=RAW,
+    shell:
+        "genies audit {params.distributions} --raw-dir {params.raw_dir} --splits-dir data/splits "
+        "--csv {output.csv} --md {output.md} 2> {log}"

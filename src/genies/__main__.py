@@ -1,0 +1,5 @@
+import sys
+
+from genies.cli import main
+
+sys.exit(main())
