@@ -110,7 +110,9 @@ def flags_of(row: pd.Series) -> str:
 def audit(raw_dir: str | os.PathLike, splits_dir: str | os.PathLike, names: list[str]):
     rows, digests = [], {}
     for name in names:
-        splits = {s: read_split(Path(splits_dir) / name / f"{s}.parquet") for s in ("train", "test")}
+        splits = {
+            s: read_split(Path(splits_dir) / name / f"{s}.parquet") for s in ("train", "test")
+        }
         metadata = load_vendored_json(raw_dir, distribution_file(name, "metadata"))
         rows.append(audit_distribution(name, splits, metadata))
         digests[name] = content_digest(splits)
@@ -137,8 +139,8 @@ def evidence_lines(table: pd.DataFrame) -> str:
                 why = f"metadata.json id is {row.metadata_id!r}"
             else:
                 why = (
-                    f"of {row.constraint_pairs} pairs whose prompt asks for a mechanical constraint, "
-                    f"the preferred response breaks it while the dispreferred one obeys in "
+                    f"of {row.constraint_pairs} pairs whose prompt asks for a mechanical "
+                    "constraint, the preferred response breaks it while the dispreferred obeys in "
                     f"{row.preferred_breaks_constraint}, the reverse in "
                     f"{row.dispreferred_breaks_constraint}"
                 )

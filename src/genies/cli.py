@@ -27,7 +27,9 @@ def cmd_shifts(args) -> None:
             print(",".join(getattr(shift, c) for c in columns))
         return
     for number, shift in enumerate(shifts, start=1):
-        reference = "" if shift.target_reference == shift.target else f" (ref {shift.target_reference})"
+        reference = (
+            "" if shift.target_reference == shift.target else f" (ref {shift.target_reference})"
+        )
         print(f"{number:>2}  {shift.name}{reference}  [{shift.label}/{shift.category}]")
 
 
@@ -58,7 +60,8 @@ def cmd_check_config(args) -> None:
 
     config = load_config(args.config, args.schema)
     print(
-        f"ok {args.config}: {len(config.distributions)} distributions, {len(config.shifts)} shifts, "
+        f"ok {args.config}: {len(config.distributions)} distributions, "
+        f"{len(config.shifts)} shifts, "
         f"models {', '.join(config.models)}, {len(config.interventions)} interventions"
     )
 

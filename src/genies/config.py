@@ -79,9 +79,11 @@ def resolve_distributions(value, known: list[str]) -> list[str]:
 def resolve_shifts(value, raw_dir: str, known: list[str]) -> list[Shift]:
     registry = load_shifts(raw_dir)
     try:
-        shifts = registry.select(value) if isinstance(value, str) else [
-            registry.lookup(name) for name in value
-        ]
+        shifts = (
+            registry.select(value)
+            if isinstance(value, str)
+            else [registry.lookup(name) for name in value]
+        )
     except GeniesError as exc:
         raise GeniesError(f"config: shifts: {exc}") from None
     for shift in shifts:
@@ -100,7 +102,10 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) 
         raw_dir=raw_dir,
         distributions=resolve_distributions(config["distributions"], known),
         shifts=resolve_shifts(config["shifts"], raw_dir, known),
-        models={name: resolve_model(name, s) for name, s in config["models"].items()},
+        models={
+            name: resolve_model(name, config["model_settings"].get(name, {}))
+            for name in config["models"]
+        },
         interventions=list(config["interventions"]),
         seed=config["seed"],
     )

@@ -50,7 +50,10 @@ def validate_record(record, index: int, source: str, expected_count: int | None)
     for position, score in enumerate(responses.values()):
         if isinstance(score, bool) or not isinstance(score, int | float) or score not in (0, 1):
             raise record_error(
-                source, index, "responses", f"score of response {position} is {score!r}, not 1.0/0.0"
+                source,
+                index,
+                "responses",
+                f"score of response {position} is {score!r}, not 1.0/0.0",
             )
     preferred = sum(1 for score in responses.values() if score == 1)
     if preferred != 1:
@@ -69,7 +72,9 @@ def validate_record(record, index: int, source: str, expected_count: int | None)
 def validate_records(records, source: str) -> None:
     """Raise GeniesError naming the file, the record index and the field of the first problem."""
     if not isinstance(records, list):
-        raise GeniesError(f"{source}: expected a JSON list of records, got {type(records).__name__}")
+        raise GeniesError(
+            f"{source}: expected a JSON list of records, got {type(records).__name__}"
+        )
     if not records:
         raise GeniesError(f"{source}: contains no records")
     expected = None

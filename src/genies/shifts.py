@@ -7,7 +7,7 @@
   `GENIES.json`, kept as they are within the `genies` set: there upstream labels
   alpaca_short->alpaca_long "extreme", while its category (spurious_cues) lives under probing/,
   so that shift is "probing" in the `all` and category sets and "extreme" in the `genies` set.
-- `target_reference` (the distribution that measures target-tuned capability) defaults to the target.
+- `target_reference` (the distribution measuring target-tuned capability) defaults to the target.
 """
 
 import os

@@ -52,7 +52,9 @@ def read_split(path: str | os.PathLike) -> pd.DataFrame:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
-        raise GeniesError(f"{path}: unreadable Parquet file ({exc}); delete it and rebuild") from exc
+        raise GeniesError(
+            f"{path}: unreadable Parquet file ({exc}); delete it and rebuild"
+        ) from exc
     if not table.schema.remove_metadata().equals(SPLIT_SCHEMA):
         raise GeniesError(f"{path}: unexpected columns {table.schema.names}; delete it and rebuild")
     return table.to_pandas()

@@ -2,12 +2,13 @@
 
 Layout (written once by `genies vendor`, committed to git):
 
-    data/raw/SHA256SUMS                                   `sha256sum` format, paths relative to data/raw
+    data/raw/SHA256SUMS                       `sha256sum` format, paths relative to data/raw
     data/raw/distributions/<id>/{train,test,metadata}.json.xz
     data/raw/distribution_shifts/**/*.json
 
 Every read goes through `read_verified`, so a corrupt or edited file is reported by name before
-anything is built from it. The manifest can also be checked by hand: `cd data/raw && sha256sum -c SHA256SUMS`.
+anything is built from it. The manifest can also be checked by hand:
+`cd data/raw && sha256sum -c SHA256SUMS`.
 """
 
 import hashlib

@@ -1,0 +1,42 @@
+import json
+import lzma
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from genies.vendored import sha256_bytes, write_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+RAW_DIR = REPO / "data" / "raw"
+# The workflow's jobs call the `genies` console script of the interpreter running the tests.
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def record(prompt="Say hi.\n\n### Response:\n", responses=None):
+    return {"prompt": prompt, "responses": responses or {"hi": 1.0, "bye": 0.0, "no": 0.0}}
+
+
+def write_vendored(raw_dir: Path, distributions: dict[str, dict[str, object]]) -> Path:
+    """A data/raw folder in the vendored layout: {name: {"train": records, ...}} plus a manifest."""
+    entries = {}
+    for name, files in distributions.items():
+        for stem, content in files.items():
+            relpath = f"distributions/{name}/{stem}.json.xz"
+            data = content if isinstance(content, bytes) else json.dumps(content).encode()
+            packed = lzma.compress(data)
+            (raw_dir / relpath).parent.mkdir(parents=True, exist_ok=True)
+            (raw_dir / relpath).write_bytes(packed)
+            entries[relpath] = sha256_bytes(packed)
+    write_manifest(raw_dir, entries)
+    return raw_dir
+
+
+def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    return subprocess.run(command, cwd=workdir, env=ENV, capture_output=True, text=True)
+
+
+def run_genies(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "genies", *args]
+    return subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True)

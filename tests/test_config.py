@@ -1,0 +1,67 @@
+import pytest
+import yaml
+
+from genies.config import load_config, validate_config
+from genies.errors import GeniesError
+from tests.helpers import REPO, run_genies
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def validate(config: dict):
+    return validate_config({"raw_dir": str(REPO / "data" / "raw"), **config}, SCHEMA)
+
+
+def test_shipped_configs_are_valid():
+    default = load_config(REPO / "config" / "config.yaml", SCHEMA)
+    assert len(default.distributions) == 66 and len(default.shifts) == 15
+    assert list(default.models) == ["smollm2-135m"]
+    test = load_config(REPO / "config" / "test.yaml", SCHEMA)
+    assert list(test.models) == ["tiny-llama"]
+    assert [s.name for s in test.shifts] == ["alpaca_short->alpaca_long"]
+
+
+def test_defaults_are_filled_in():
+    config = {"raw_dir": str(REPO / "data" / "raw")}
+    resolved = validate_config(config, SCHEMA)
+    assert config["shifts"] == "genies" and config["seed"] == 0
+    assert len(resolved.shifts) == 15 and "mms" in resolved.interventions
+    assert resolved.models["smollm2-135m"]["loader"] == "embedded_gguf"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"interventions": ["mms", "rlhf"]},
+            r"config: interventions\[1\]: 'rlhf' is not one of \['zero_shot', ",
+        ),
+        ({"shifts": "hardest"}, r"config: shifts: unknown shift set 'hardest'; allowed: genies, "),
+        ({"shifts": ["math->nope"]}, r"config: shifts: unknown shift math->nope"),
+        ({"distributions": ["math", "klingon"]}, r"unknown distribution 'klingon'; known: "),
+        ({"models": ["gpt-5"]}, r"unknown model 'gpt-5'; known: smollm2-135m, tiny-llama"),
+        (
+            {"models": ["mine"], "model_settings": {"mine": {"loader": "pretrained"}}},
+            r"mine: loader 'pretrained' needs a path",
+        ),
+        (
+            {"model_settings": {"llama-7b": {"dtype": "int3"}}},
+            r"model_settings\.llama-7b\.dtype: 'int3'",
+        ),
+        ({"seeds": 1}, r"'seeds' was unexpected\); allowed keys: raw_dir, "),
+        ({"seed": -1}, r"config: seed: -1 is less than the minimum of 0"),
+    ],
+)
+def test_bad_config_names_the_key_and_the_allowed_values(config, message):
+    with pytest.raises(GeniesError, match=message):
+        validate(config)
+
+
+def test_check_config_command(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"shifts": ["alpaca_mmlu->klingon"]}))
+    result = run_genies("check-config", str(path))
+    assert result.returncode == 1
+    assert "unknown shift alpaca_mmlu->klingon" in result.stderr
+    result = run_genies("check-config", "config/config.yaml")
+    assert result.returncode == 0 and "15 shifts" in result.stdout

@@ -1,0 +1,43 @@
+"""Real Snakemake runs on a temporary copy of the workflow with config/test.yaml."""
+
+import pyarrow.parquet as pq
+
+from tests.helpers import run_snakemake
+
+TEST_CONFIG = ("--configfile", "config/test.yaml")
+
+
+def test_builds_the_splits_of_two_distributions_and_the_audit(workflow_copy):
+    result = run_snakemake(workflow_copy, *TEST_CONFIG)
+    assert result.returncode == 0, result.stderr
+    built = sorted(
+        p.relative_to(workflow_copy).as_posix() for p in workflow_copy.rglob("*.parquet")
+    )
+    assert built == [
+        "data/splits/alpaca_long/test.parquet",
+        "data/splits/alpaca_long/train.parquet",
+        "data/splits/alpaca_short/test.parquet",
+        "data/splits/alpaca_short/train.parquet",
+    ]
+    assert pq.read_metadata(workflow_copy / built[0]).num_rows == 250
+    assert (workflow_copy / "results/data_audit.csv").read_text().count("\n") == 3
+    again = run_snakemake(workflow_copy, *TEST_CONFIG, "--dry-run")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_an_unknown_shift_fails_before_any_job(workflow_copy):
+    result = run_snakemake(workflow_copy, *TEST_CONFIG, "--config", "shifts=[math->klingon]")
+    assert result.returncode != 0
+    assert "unknown shift math->klingon" in result.stderr
+    assert not (workflow_copy / "data" / "splits").exists()
+
+
+def test_a_corrupt_raw_file_fails_its_job_and_leaves_no_split(workflow_copy):
+    raw = workflow_copy / "data/raw/distributions/alpaca_short/train.json.xz"
+    raw.write_bytes(raw.read_bytes()[:-10])
+    result = run_snakemake(workflow_copy, *TEST_CONFIG, "--keep-going")
+    assert result.returncode != 0
+    log = (workflow_copy / "logs/splits/alpaca_short/train.log").read_text()
+    assert "alpaca_short/train.json.xz: sha256 mismatch" in log
+    assert not (workflow_copy / "data/splits/alpaca_short/train.parquet").exists()
+    assert (workflow_copy / "data/splits/alpaca_short/test.parquet").exists()
