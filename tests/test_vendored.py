@@ -31,6 +31,8 @@ def test_vendored_data_is_complete_and_verifies():
     assert len(distributions) == 66
     manifest = read_manifest(RAW_DIR)
     assert sum(name.startswith("distributions/") for name in manifest) == 66 * 3
+    assert sum(name.startswith("published/target_tuned_capability/") for name in manifest) == 185
+    assert sum(name.startswith("published/generalization_metrics/") for name in manifest) == 50
     assert not any("copy" in name or "extra" in name or "hps" in name for name in manifest)
     for relpath in manifest:
         read_verified(RAW_DIR, relpath)
@@ -100,6 +102,13 @@ def test_vendor_keeps_data_files_and_leaves_stray_ones(tmp_path):
         add_file(tar, "distributions/toy/metadata.json", json.dumps({"id": "toy"}))
         for name, content in STRAY.items():
             add_file(tar, f"distributions/toy/{name}", content)
+    published = upstream / "published-results"
+    (published / "target_tuned_capability" / "m").mkdir(parents=True)
+    (published / "target_tuned_capability" / "m" / "toy.json").write_text("{}")
+    (published / "generalization_metrics" / "m" / "zero_shot").mkdir(parents=True)
+    (published / "generalization_metrics" / "m" / "zero_shot" / "all.csv").write_text("a\n")
+    with tarfile.open(published / "evaluations.tar.xz", "w:xz") as tar:
+        add_file(tar, "evaluations/zero_shot/m/toy.json", "{}")
     raw = tmp_path / "raw"
     manifest = vendor_upstream(upstream, raw)
     assert sorted(manifest) == [
@@ -108,7 +117,12 @@ def test_vendor_keeps_data_files_and_leaves_stray_ones(tmp_path):
         "distributions/toy/metadata.json.xz",
         "distributions/toy/test.json.xz",
         "distributions/toy/train.json.xz",
+        "published/evaluations.tar.xz",
+        "published/generalization_metrics/m/zero_shot/all.csv",
+        "published/target_tuned_capability/m/toy.json",
     ]
+    archive = (published / "evaluations.tar.xz").read_bytes()
+    assert (raw / "published/evaluations.tar.xz").read_bytes() == archive
     assert read_manifest(raw) == manifest
     train = lzma.decompress((raw / "distributions/toy/train.json.xz").read_bytes())
     assert json.loads(train) == [record()]

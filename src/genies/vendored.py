@@ -5,6 +5,9 @@ Layout (written once by `genies vendor`, committed to git):
     data/raw/SHA256SUMS                       `sha256sum` format, paths relative to data/raw
     data/raw/distributions/<id>/{train,test,metadata}.json.xz
     data/raw/distribution_shifts/**/*.json
+    data/raw/published/evaluations.tar.xz                 upstream's per-example evaluations
+    data/raw/published/target_tuned_capability/<model>/<target>.json
+    data/raw/published/generalization_metrics/<model>/<intervention>/{GENIES,all}.csv
 
 Every read goes through `read_verified`, so a corrupt or edited file is reported by name before
 anything is built from it. The manifest can also be checked by hand:
@@ -110,15 +113,39 @@ def vendor_upstream(upstream_dir: str | os.PathLike, raw_dir: str | os.PathLike)
     """Copy what the project needs from the upstream material into `raw_dir`, with a manifest.
 
     Distribution files are recompressed one by one (xz), so that each split is a separate input
-    of the pipeline; stray upstream files are left behind. Shift specifications stay plain JSON.
+    of the pipeline; stray upstream files are left behind. Shift specifications, target-tuned
+    capabilities and published metric tables stay plain (small, and read by people); the
+    published per-example evaluations stay the upstream archive, byte for byte.
     """
     upstream_dir, raw_dir = Path(upstream_dir), Path(raw_dir)
-    archive = upstream_dir / "distributions.tar.xz"
-    shifts_dir = upstream_dir / "distribution_shifts"
-    for needed in (archive, shifts_dir):
-        if not needed.exists():
-            raise GeniesError(f"{needed}: not found; expected the genies-upstream folder")
-    manifest: dict[str, str] = {}
+    published = upstream_dir / "published-results"
+    sources = [
+        (upstream_dir / "distributions.tar.xz", "distributions", None),
+        (upstream_dir / "distribution_shifts", "distribution_shifts", "*.json"),
+        (published / "evaluations.tar.xz", "published/evaluations.tar.xz", None),
+        (published / "target_tuned_capability", "published/target_tuned_capability", "*.json"),
+        (published / "generalization_metrics", "published/generalization_metrics", "*.csv"),
+    ]
+    for path, _, _ in sources:
+        if not path.exists():
+            raise GeniesError(f"{path}: not found; expected the genies-upstream folder")
+    manifest = vendor_distributions(sources[0][0], raw_dir)
+    for source, relroot, pattern in sources[1:]:
+        files = [source] if pattern is None else sorted(source.rglob(pattern))
+        for path in files:
+            relpath = relroot if pattern is None else f"{relroot}/{path.relative_to(source)}"
+            manifest[relpath] = copy_bytes(path.read_bytes(), raw_dir / relpath)
+    write_manifest(raw_dir, manifest)
+    return manifest
+
+
+def copy_bytes(content: bytes, dest: Path) -> str:
+    write_atomic(dest, lambda tmp: tmp.write_bytes(content))
+    return sha256_bytes(content)
+
+
+def vendor_distributions(archive: Path, raw_dir: Path) -> dict[str, str]:
+    manifest = {}
     with tarfile.open(archive) as tar:
         for member in tar:
             parts = Path(member.name).parts
@@ -129,14 +156,7 @@ def vendor_upstream(upstream_dir: str | os.PathLike, raw_dir: str | os.PathLike)
             content = tar.extractfile(member).read()
             relpath = f"distributions/{parts[1]}/{parts[2]}.xz"
             packed = lzma.compress(content, preset=9 | lzma.PRESET_EXTREME)
-            write_atomic(raw_dir / relpath, lambda tmp, packed=packed: tmp.write_bytes(packed))
-            manifest[relpath] = sha256_bytes(packed)
-    for path in sorted(shifts_dir.rglob("*.json")):
-        relpath = f"distribution_shifts/{path.relative_to(shifts_dir).as_posix()}"
-        content = path.read_bytes()
-        write_atomic(raw_dir / relpath, lambda tmp, content=content: tmp.write_bytes(content))
-        manifest[relpath] = sha256_bytes(content)
-    write_manifest(raw_dir, manifest)
+            manifest[relpath] = copy_bytes(packed, raw_dir / relpath)
     return manifest
 
 
