@@ -32,7 +32,7 @@ def test_vendored_data_is_complete_and_verifies():
     manifest = read_manifest(RAW_DIR)
     assert sum(name.startswith("distributions/") for name in manifest) == 66 * 3
     assert sum(name.startswith("published/target_tuned_capability/") for name in manifest) == 185
-    assert sum(name.startswith("published/generalization_metrics/") for name in manifest) == 50
+    assert sum(name.startswith("published/generalization_metrics/") for name in manifest) == 36
     assert not any("copy" in name or "extra" in name or "hps" in name for name in manifest)
     for relpath in manifest:
         read_verified(RAW_DIR, relpath)

@@ -167,14 +167,22 @@ def expected_calibration_error(p, n_bins: int = 10) -> float:
     return float(np.sum(weight * np.abs(gap)))
 
 
-def resample_indices(rng: np.random.Generator, groups: np.ndarray | None, n: int) -> np.ndarray:
-    """Indices of one bootstrap resample: n items, or as many whole clusters as there are."""
+def cluster_members(groups, n: int) -> list[np.ndarray] | None:
+    """Indices of each cluster's values, or None without clusters (every value its own)."""
     if groups is None:
+        return None
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise GeniesError(f"bootstrap groups must match values: shape {groups.shape}, {n} values")
+    _, cluster_of = np.unique(groups, return_inverse=True)
+    return [np.flatnonzero(cluster_of == c) for c in range(cluster_of.max() + 1)]
+
+
+def resample_indices(rng: np.random.Generator, members: list[np.ndarray] | None, n: int):
+    """Indices of one resample: n values with replacement, or as many whole clusters as exist."""
+    if members is None:
         return rng.integers(0, n, size=n)
-    clusters = np.unique(groups)
-    members = [np.flatnonzero(groups == c) for c in clusters]
-    drawn = rng.integers(0, len(clusters), size=len(clusters))
-    return np.concatenate([members[c] for c in drawn])
+    return np.concatenate([members[c] for c in rng.integers(0, len(members), size=len(members))])
 
 
 def bootstrap_ci(
@@ -198,25 +206,12 @@ def bootstrap_ci(
         raise GeniesError(f"bootstrap level must lie strictly between 0 and 1, got {level!r}")
     if n_resamples < 1:
         raise GeniesError(f"n_resamples must be at least 1, got {n_resamples!r}")
-    if groups is not None:
-        groups = np.asarray(groups)
-        if groups.shape != values.shape:
-            raise GeniesError(
-                f"bootstrap groups must match values: {groups.shape} vs {values.shape}"
-            )
-        # Membership is computed once; each resample then only draws cluster numbers.
-        clusters, cluster_of = np.unique(groups, return_inverse=True)
-        members = [np.flatnonzero(cluster_of == c) for c in range(len(clusters))]
+    # Cluster membership is found once; each resample then only draws cluster numbers.
+    members = cluster_members(groups, values.size)
     rng = np.random.default_rng(seed)
-    stats = np.empty(n_resamples)
-    for r in range(n_resamples):
-        if groups is None:
-            index = rng.integers(0, values.size, size=values.size)
-        else:
-            index = np.concatenate(
-                [members[c] for c in rng.integers(0, len(members), size=len(members))]
-            )
-        stats[r] = statistic(values[index])
+    stats = [
+        statistic(values[resample_indices(rng, members, values.size)]) for _ in range(n_resamples)
+    ]
     low, high = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
 
