@@ -28,16 +28,16 @@ skip bins with fewer than 20 items, and return sqrt(mean_b (mean_all(l) - mean_b
 label mean is taken over ALL pairs instead of the bin's own, and bins are not weighted by size.
 NaN if no bin is kept.
 
-Uncertainty: a seeded percentile bootstrap (numpy default_rng(seed)); with cluster ids it
-resamples whole clusters (the pairs of one example are correlated). The interval at level a is
-the (1-a)/2 and (1+a)/2 quantiles of the statistic over the resamples.
+Uncertainty: a seeded percentile bootstrap of a mean (numpy default_rng(seed)); with cluster ids
+it resamples whole clusters (the pairs of one example are correlated), and a resample's mean is
+its total over its size. The interval at level a is the (1-a)/2 and (1+a)/2 quantiles of the
+resample means.
 
 Aggregation over shifts: rows are shifts (`source`, `target`, ...); duplicated (source, target)
 rows are dropped, keeping the first, before any unweighted mean over shifts.
 """
 
 import random
-from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -167,58 +167,53 @@ def expected_calibration_error(p, n_bins: int = 10) -> float:
     return float(np.sum(weight * np.abs(gap)))
 
 
-def cluster_members(groups, n: int) -> list[np.ndarray] | None:
-    """Indices of each cluster's values, or None without clusters (every value its own)."""
+def cluster_ids(groups, n: int) -> np.ndarray:
+    """A cluster number 0..C-1 per value; every value its own cluster without `groups`."""
     if groups is None:
-        return None
+        return np.arange(n)
     groups = np.asarray(groups)
     if groups.shape != (n,):
         raise GeniesError(f"bootstrap groups must match values: shape {groups.shape}, {n} values")
-    _, cluster_of = np.unique(groups, return_inverse=True)
-    return [np.flatnonzero(cluster_of == c) for c in range(cluster_of.max() + 1)]
+    return np.unique(groups, return_inverse=True)[1]
 
 
-def resample_indices(rng: np.random.Generator, members: list[np.ndarray] | None, n: int):
-    """Indices of one resample: n values with replacement, or as many whole clusters as exist."""
-    if members is None:
-        return rng.integers(0, n, size=n)
-    return np.concatenate([members[c] for c in rng.integers(0, len(members), size=len(members))])
+def bootstrap_means(values, n_resamples: int = 2000, seed: int = 0, groups=None) -> np.ndarray:
+    """The mean of each of `n_resamples` seeded resamples of whole clusters (values by default).
 
-
-def bootstrap_ci(
-    values,
-    statistic: Callable[[np.ndarray], float] = np.mean,
-    n_resamples: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
-    groups=None,
-) -> tuple[float, float]:
-    """Seeded percentile bootstrap interval (low, high) of `statistic` over `values`.
-
-    With `groups` (one cluster id per value) whole clusters are resampled, not single values.
+    A resample draws as many clusters as there are, with replacement; its mean is the sum of the
+    drawn clusters' values over their total size, computed from per-cluster sums (vectorised).
     """
     values = np.asarray(values, dtype=float)
     if values.ndim != 1 or values.size == 0:
         raise GeniesError(f"bootstrap values must be a non-empty 1-D array, got {values.shape}")
     if np.isnan(values).any():
         raise GeniesError("bootstrap values contain NaN")
-    if not 0 < level < 1:
-        raise GeniesError(f"bootstrap level must lie strictly between 0 and 1, got {level!r}")
     if n_resamples < 1:
         raise GeniesError(f"n_resamples must be at least 1, got {n_resamples!r}")
-    # Cluster membership is found once; each resample then only draws cluster numbers.
-    members = cluster_members(groups, values.size)
-    rng = np.random.default_rng(seed)
-    stats = [
-        statistic(values[resample_indices(rng, members, values.size)]) for _ in range(n_resamples)
-    ]
-    low, high = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
+    cluster = cluster_ids(groups, values.size)
+    sums = np.bincount(cluster, weights=values)
+    sizes = np.bincount(cluster).astype(float)
+    drawn = np.random.default_rng(seed).integers(0, sums.size, size=(n_resamples, sums.size))
+    return sums[drawn].sum(axis=1) / sizes[drawn].sum(axis=1)
+
+
+def bootstrap_ci(
+    values, n_resamples: int = 2000, level: float = 0.95, seed: int = 0, groups=None
+) -> tuple[float, float]:
+    """Seeded percentile bootstrap interval (low, high) of the mean of `values`.
+
+    With `groups` (one cluster id per value) whole clusters are resampled, not single values.
+    """
+    if not 0 < level < 1:
+        raise GeniesError(f"bootstrap level must lie strictly between 0 and 1, got {level!r}")
+    means = bootstrap_means(values, n_resamples, seed, groups)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
 
 
 def accuracy_ci(p, groups=None, ties: str = "correct", **bootstrap) -> tuple[float, float]:
-    """Bootstrap interval of pairwise accuracy; pass example ids as `groups` to resample examples."""
-    return bootstrap_ci(pair_scores(p, ties), np.mean, groups=groups, **bootstrap)
+    """Bootstrap interval of pairwise accuracy; example ids as `groups` resample examples."""
+    return bootstrap_ci(pair_scores(p, ties), groups=groups, **bootstrap)
 
 
 def distinct_shifts(df: pd.DataFrame) -> pd.DataFrame:
@@ -242,7 +237,7 @@ def mean_over_shifts(df: pd.DataFrame, metrics: list[str]) -> pd.Series:
 
 
 def mean_by(df: pd.DataFrame, by: str, metrics: list[str]) -> pd.DataFrame:
-    """Unweighted mean of each metric over the distinct shifts of each `by` value (e.g. category)."""
+    """Unweighted mean of each metric over the distinct shifts of each `by` value."""
     if by not in df.columns:
         raise GeniesError(f"shift table lacks grouping column {by!r}")
     return distinct_shifts(df).groupby(by)[metric_columns(df, metrics)].mean()
@@ -255,5 +250,5 @@ def shift_mean_with_ci(
 
     `values` holds one value per distinct shift (see `distinct_shifts`).
     """
-    low, high = bootstrap_ci(values, np.mean, n_resamples=n_resamples, level=level, seed=seed)
+    low, high = bootstrap_ci(values, n_resamples=n_resamples, level=level, seed=seed)
     return float(np.mean(np.asarray(values, dtype=float))), low, high

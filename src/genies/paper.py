@@ -1,0 +1,286 @@
+"""The published GENIES tables, recomputed from the published per-example evaluations.
+
+For model M, intervention I and shift S -> T with reference R (upstream's rules, checked file by
+file against the published CSVs):
+- generalization_accuracy: pairwise accuracy of `I/M-S/T.json` (ties count as correct, as
+  upstream's trainer did; no published file has a tie that is not a discretised 0/1);
+- baseline_accuracy: the same for `zero_shot/M-S/T.json` (baseline_intervention "zero_shot");
+- source_ID_accuracy: the same for `I/M-S/S.json`;
+- target_tuned_capability (TTC) and its intervention: the published
+  `target_tuned_capability/M/T.json`, an input, since upstream never published the script that
+  took its maximum over interventions (`target_tuned_capability.csv` says which values a stored
+  R -> R evaluation explains);
+- RMS_calibration_error: upstream's legacy formula on the target file's probabilities;
+- differential_elicitation: (generalization_accuracy - baseline_accuracy) / TTC.
+Only the top-level `I/<run>/<target>.json` files are read; the nested copies are superseded runs.
+CCS files hold no probabilities: their accuracy is upstream's stored per-response accuracy with
+an oracle sign, reported as is, without calibration, and marked not comparable.
+"""
+
+import os
+from functools import cache, partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genies import metrics
+from genies.errors import GeniesError
+from genies.published import ARCHIVE
+from genies.shifts import Shift, ShiftRegistry
+from genies.splits import read_split
+from genies.tables import write_csv, write_markdown
+from genies.vendored import load_vendored_json, read_manifest
+
+PAPER_MODELS = ("openllama-3b", "llama-7b", "llama-13b", "llama-30b")
+PAPER_INTERVENTIONS = (
+    "zero_shot",
+    "few_shot",
+    "lora_fine_tuning",
+    "prompt_tuning",
+    "mms",
+    "lat_stim_1",
+    "lat_stim_2",
+    "cra",
+    "ccs",
+)
+NOT_COMPARABLE = {"ccs": "per-response accuracy with an oracle sign, not pairwise accuracy"}
+UPSTREAM_COLUMNS = [
+    "source",
+    "target",
+    "target_reference",
+    "generalization_accuracy",
+    "baseline_accuracy",
+    "baseline_intervention",
+    "target_tuned_capability",
+    "target_tuned_capability_intervention",
+    "source_ID_accuracy",
+    "RMS_calibration_error",
+    "differential_elicitation",
+]
+TIE_RULE = "correct"
+TTC_DIR = "published/target_tuned_capability"
+
+
+class PublishedEvaluations:
+    """The top-level evaluation files of the index, by (intervention, run, target)."""
+
+    def __init__(self, index: pd.DataFrame, raw_dir: str | os.PathLike):
+        top = index[~index.nested]
+        self.rows = {(r.intervention, r.run, r.target): r for r in top.itertuples(index=False)}
+        self.archive = Path(raw_dir) / ARCHIVE
+
+    def has_any(self, intervention: str, model: str, shifts: list[Shift]) -> bool:
+        return any((intervention, f"{model}-{s.source}", s.target) in self.rows for s in shifts)
+
+    def get(self, intervention: str, run: str, target: str):
+        row = self.rows.get((intervention, run, target))
+        if row is None:
+            path = f"evaluations/{intervention}/{run}/{target}.json"
+            raise GeniesError(f"{self.archive}:{path}: evaluation file missing")
+        return row
+
+
+def accuracy_of(row) -> float:
+    if row.probabilities is None:
+        return row.accuracy
+    return metrics.pairwise_accuracy(row.probabilities, ties=TIE_RULE)
+
+
+def file_notes(row, target: str) -> list[str]:
+    """What a reader of a number computed from this file must know about it."""
+    notes, where = [], f"evaluations/{row.path}"
+    if row.probabilities is None:
+        return notes
+    p = np.asarray(row.probabilities)
+    if np.isin(p, (0.0, 1.0)).all():
+        notes.append(f"{where}: probabilities discretised to 0/1, calibration meaningless")
+    recomputed = metrics.pairwise_accuracy(p, ties=TIE_RULE)
+    if abs(recomputed - row.accuracy) > 1e-9:
+        notes.append(
+            f"{where}: stored eval_accuracy {row.accuracy!r} cannot be recomputed from its "
+            f"probabilities, which give {recomputed!r} (reported)"
+        )
+    if row.distribution_id and row.distribution_id != target:
+        notes.append(f"{where}: records distribution_id {row.distribution_id!r}")
+    return notes
+
+
+def load_ttc(raw_dir: str | os.PathLike, model: str) -> dict[str, dict]:
+    prefix = f"{TTC_DIR}/{model}/"
+    return {
+        relpath.removeprefix(prefix).removesuffix(".json"): load_vendored_json(raw_dir, relpath)
+        for relpath in read_manifest(raw_dir)
+        if relpath.startswith(prefix)
+    }
+
+
+def pairs_per_example(splits_dir: str | os.PathLike, target: str) -> np.ndarray:
+    split = read_split(Path(splits_dir) / target / "test.parquet")
+    return split.responses.map(len).to_numpy() - 1
+
+
+def example_groups(per_example: np.ndarray, n_pairs: int):
+    """The example each evaluation pair belongs to (pairs are stored example by example)."""
+    if per_example.sum() != n_pairs:
+        return None
+    return np.repeat(np.arange(len(per_example)), per_example)
+
+
+def shift_metrics(ctx, model: str, intervention: str, shift: Shift) -> tuple[dict, list[str]]:
+    run = f"{model}-{shift.source}"
+    target_file = ctx.evaluations.get(intervention, run, shift.target)
+    baseline_file = ctx.evaluations.get("zero_shot", run, shift.target)
+    source_file = ctx.evaluations.get(intervention, run, shift.source)
+    ttc = ctx.ttc[model].get(shift.target)
+    if ttc is None:
+        raise GeniesError(
+            f"{ctx.raw_dir}/{TTC_DIR}/{model}/{shift.target}.json: target-tuned capability missing"
+        )
+    generalization = accuracy_of(target_file)
+    baseline = accuracy_of(baseline_file)
+    capability = ttc["best_intervention_accuracy"]
+    p = target_file.probabilities
+    row = {
+        "model": model,
+        "intervention": intervention,
+        "source": shift.source,
+        "target": shift.target,
+        "target_reference": shift.target_reference,
+        "generalization_accuracy": generalization,
+        "baseline_accuracy": baseline,
+        "baseline_intervention": "zero_shot",
+        "target_tuned_capability": capability,
+        "target_tuned_capability_intervention": ttc["best_intervention"],
+        "source_ID_accuracy": accuracy_of(source_file),
+        "RMS_calibration_error": np.nan if p is None else metrics.legacy_rms_calibration_error(p),
+        "differential_elicitation": metrics.differential_elicitation(
+            generalization, baseline, capability
+        ),
+        "elicitation": metrics.elicitation(generalization, capability),
+        "baseline_elicitation": metrics.elicitation(baseline, capability),
+        "rms_calibration_error": np.nan if p is None else metrics.rms_calibration_error(p),
+        "brier_score": np.nan if p is None else metrics.brier_score(p),
+        "n_pairs": 0 if p is None else len(p),
+        "discretised": p is not None and bool(np.isin(p, (0.0, 1.0)).all()),
+        "comparable": intervention not in NOT_COMPARABLE,
+        "accuracy_low": np.nan,
+        "accuracy_high": np.nan,
+    }
+    if p is not None:
+        groups = example_groups(ctx.pairs_per_example(shift.target), len(p))
+        row["accuracy_low"], row["accuracy_high"] = metrics.accuracy_ci(
+            p, groups=groups, ties=TIE_RULE, seed=ctx.seed, n_resamples=ctx.resamples
+        )
+    notes = [
+        note
+        for file, target in ((target_file, shift.target), (baseline_file, shift.target))
+        for note in file_notes(file, target)
+    ]
+    notes += file_notes(source_file, shift.source)
+    if intervention in NOT_COMPARABLE:
+        notes.append(f"{intervention}: {NOT_COMPARABLE[intervention]}; no calibration")
+    return row, notes
+
+
+class Context:
+    def __init__(self, index, raw_dir, splits_dir, seed: int, resamples: int):
+        self.evaluations = PublishedEvaluations(index, raw_dir)
+        self.raw_dir, self.splits_dir = raw_dir, splits_dir
+        self.seed, self.resamples = seed, resamples
+        self.ttc = {model: load_ttc(raw_dir, model) for model in PAPER_MODELS}
+        self.pairs_per_example = cache(partial(pairs_per_example, splits_dir))
+
+
+def recompute(index, registry: ShiftRegistry, raw_dir, splits_dir, seed=0, resamples=2000):
+    """(one row per model, intervention and distinct shift; one row per note)."""
+    ctx = Context(index, raw_dir, splits_dir, seed, resamples)
+    genies_position = {s.name: i for i, s in enumerate(registry.genies, start=1)}
+    genies_label = {s.name: s.label for s in registry.genies}
+    rows, notes = [], []
+    for model in PAPER_MODELS:
+        for intervention in PAPER_INTERVENTIONS:
+            if not ctx.evaluations.has_any(intervention, model, registry.distinct):
+                continue
+            for shift in registry.distinct:
+                row, row_notes = shift_metrics(ctx, model, intervention, shift)
+                row.update(
+                    label=shift.label,
+                    category=shift.category,
+                    genies_position=genies_position.get(shift.name, 0),
+                    genies_label=genies_label.get(shift.name, ""),
+                )
+                rows.append(row)
+                notes += [
+                    {"model": model, "intervention": intervention, "shift": shift.name, "note": n}
+                    for n in row_notes
+                ]
+    return pd.DataFrame(rows), pd.DataFrame(
+        notes, columns=["model", "intervention", "shift", "note"]
+    )
+
+
+def upstream_table(tidy: pd.DataFrame, shifts: list[Shift]) -> pd.DataFrame:
+    """Rows in the order of `shifts` (duplicates included, as upstream), upstream columns."""
+    by_name = tidy.set_index(tidy.source + "->" + tidy.target)
+    table = by_name.loc[[s.name for s in shifts], UPSTREAM_COLUMNS].reset_index(drop=True)
+    table["target_reference"] = [s.target_reference for s in shifts]
+    return table
+
+
+def notes_markdown(model: str, intervention: str, notes: pd.DataFrame) -> str:
+    lines = [
+        f"Recomputed by genies from the published evaluation files of {model} / {intervention}; "
+        "see genies.paper for the rules.",
+        "",
+    ]
+    if notes.empty:
+        lines.append("No caveats: every number was recomputed from its file.")
+    for shift, group in notes.groupby("shift", sort=False):
+        lines.append(f"- **{shift}**")
+        lines += [f"  - {note}" for note in dict.fromkeys(group.note)]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(tidy: pd.DataFrame, notes: pd.DataFrame, registry: ShiftRegistry, out_dir) -> None:
+    for (model, intervention), group in tidy.groupby(["model", "intervention"], sort=False):
+        folder = Path(out_dir) / model / intervention
+        write_csv(upstream_table(group, registry.genies), folder / "GENIES.csv")
+        write_csv(upstream_table(group, registry.rows), folder / "all.csv")
+        mine = notes[(notes.model == model) & (notes.intervention == intervention)]
+        write_markdown(
+            folder / "NOTES.md",
+            f"{model} / {intervention}: notes",
+            notes_markdown(model, intervention, mine),
+        )
+
+
+def ttc_traceability(index: pd.DataFrame, raw_dir) -> pd.DataFrame:
+    """Which published TTC values a stored R -> R evaluation of some intervention explains."""
+    top = index[~index.nested]
+    rows = []
+    for model in PAPER_MODELS:
+        for target, ttc in load_ttc(raw_dir, model).items():
+            reference = ttc.get("target_reference", target)
+            own = top[(top.run == f"{model}-{reference}") & (top.target == reference)]
+            accuracies = {r.intervention: accuracy_of(r) for r in own.itertuples(index=False)}
+            best = max(accuracies, key=accuracies.get) if accuracies else ""
+            value = ttc["best_intervention_accuracy"]
+            rows.append(
+                {
+                    "model": model,
+                    "target": target,
+                    "target_reference": reference,
+                    "published_ttc": value,
+                    "published_intervention": ttc["best_intervention"],
+                    "best_stored": accuracies.get(best, np.nan),
+                    "best_stored_intervention": best,
+                    "explained_by": ";".join(
+                        k for k, v in accuracies.items() if abs(v - value) < 1e-12
+                    ),
+                }
+            )
+    table = pd.DataFrame(rows)
+    table["traceable"] = table.explained_by != ""
+    table["is_max_of_stored"] = np.isclose(table.published_ttc, table.best_stored, atol=1e-12)
+    return table

@@ -1,0 +1,88 @@
+"""GENIES means per model and intervention, with intervals bootstrapped over the 15 shifts.
+
+Calibration means use only the shifts whose target file has continuous probabilities: a file of
+0/1 probabilities has a meaningless calibration error (their count is reported).
+"""
+
+import json
+import os
+
+import pandas as pd
+
+from genies.atomic import write_text_atomic
+from genies.metrics import shift_mean_with_ci
+from genies.tables import markdown_table, write_csv, write_markdown
+
+ACCURACY_METRICS = ("differential_elicitation", "elicitation", "generalization_accuracy")
+CALIBRATION_METRICS = ("RMS_calibration_error", "rms_calibration_error")
+
+
+def mean_with_interval(values: pd.Series, name: str, seed: int, resamples: int, level: float):
+    values = values.dropna()
+    if values.empty:
+        return {name: float("nan"), f"{name}_low": float("nan"), f"{name}_high": float("nan")}
+    mean, low, high = shift_mean_with_ci(values.to_numpy(), seed, resamples, level)
+    return {name: mean, f"{name}_low": low, f"{name}_high": high}
+
+
+def genies_summary(tidy: pd.DataFrame, seed: int, resamples: int, level: float) -> pd.DataFrame:
+    genies = tidy[tidy.genies_position > 0]
+    rows = []
+    for (model, intervention), group in genies.groupby(["model", "intervention"], sort=False):
+        continuous = group[~group.discretised]
+        row = {
+            "model": model,
+            "intervention": intervention,
+            "shifts": len(group),
+            "comparable": bool(group.comparable.all()),
+            "calibration_shifts": int(continuous.RMS_calibration_error.notna().sum()),
+        }
+        for metric in ACCURACY_METRICS:
+            row |= mean_with_interval(group[metric], metric, seed, resamples, level)
+        for metric in CALIBRATION_METRICS:
+            row |= mean_with_interval(continuous[metric], metric, seed, resamples, level)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def interval_text(row, name: str) -> str:
+    if pd.isna(row[name]):
+        return ""
+    return f"{row[name]:.3f} [{row[f'{name}_low']:.3f}, {row[f'{name}_high']:.3f}]"
+
+
+def summary_markdown(summary: pd.DataFrame, level: float) -> str:
+    metrics = ACCURACY_METRICS + CALIBRATION_METRICS
+    table = summary[["model", "intervention", "shifts", "calibration_shifts"]].copy()
+    for metric in metrics:
+        table[metric] = [interval_text(row, metric) for _, row in summary.iterrows()]
+    table["intervention"] = [
+        name if comparable else f"{name} (not comparable)"
+        for name, comparable in zip(summary.intervention, summary.comparable, strict=True)
+    ]
+    return (
+        f"Means over the 15 GENIES shifts with {level:.0%} bootstrap intervals over shifts. "
+        "Calibration errors average only the shifts whose probabilities are continuous "
+        "(`calibration_shifts`); `RMS_calibration_error` is upstream's legacy (buggy) formula, "
+        "`rms_calibration_error` the corrected one.\n\n" + markdown_table(table)
+    )
+
+
+def summary_json(summary: pd.DataFrame) -> str:
+    """Nested model -> intervention -> metric means, for `dvc metrics`."""
+    nested: dict = {}
+    for row in summary.itertuples(index=False):
+        nested.setdefault(row.model, {})[row.intervention] = {
+            metric: None if pd.isna(value) else round(float(value), 6)
+            for metric in ACCURACY_METRICS + CALIBRATION_METRICS
+            for value in [getattr(row, metric)]
+        }
+    return json.dumps(nested, indent=2) + "\n"
+
+
+def write_summary(summary: pd.DataFrame, level: float, csv, md, json_path: str | os.PathLike):
+    write_csv(summary, csv)
+    write_markdown(
+        md, "GENIES summary of the published evaluations", summary_markdown(summary, level)
+    )
+    write_text_atomic(json_path, summary_json(summary))
