@@ -8,6 +8,7 @@ configfile: "config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/paper.smk"
 
 
 rule all:
@@ -15,3 +16,4 @@ rule all:
     input:
         rules.splits.input,
         rules.data_audit.output,
+        rules.paper.input,

@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from genies.atomic import write_atomic
 from genies.errors import GeniesError
 
 RAW_DIR = "data/raw"
@@ -46,6 +47,41 @@ def cmd_audit(args) -> None:
     table = audit(args.raw_dir, args.splits_dir, args.distributions)
     write_audit(table, args.csv, args.md)
     print(f"wrote {args.csv} and {args.md}: {len(table)} distributions", file=sys.stderr)
+
+
+def cmd_paper_index(args) -> None:
+    from genies.published import index_evaluations, write_index
+
+    table = index_evaluations(args.raw_dir)
+    write_index(table, args.out)
+    print(f"wrote {args.out}: {table.num_rows} evaluation files", file=sys.stderr)
+
+
+def cmd_paper_tables(args) -> None:
+    from genies.paper import recompute, ttc_traceability, write_tables
+    from genies.published import read_index
+    from genies.shifts import load_shifts
+    from genies.tables import write_csv
+
+    index, registry = read_index(args.index), load_shifts(args.raw_dir)
+    tidy, notes = recompute(
+        index, registry, args.raw_dir, args.splits_dir, args.seed, args.resamples
+    )
+    write_tables(tidy, notes, registry, args.out_dir)
+    write_atomic(args.tidy, lambda tmp: tidy.to_parquet(tmp, index=False))
+    write_csv(notes, args.notes)
+    write_csv(ttc_traceability(index, args.raw_dir), args.ttc)
+    tables = tidy.groupby(["model", "intervention"]).ngroups
+    print(f"wrote {args.out_dir}: {tables} tables", file=sys.stderr)
+
+
+def cmd_paper_summary(args) -> None:
+    import pandas as pd
+
+    from genies.summary import genies_summary, write_summary
+
+    summary = genies_summary(pd.read_parquet(args.tidy), args.seed, args.resamples, args.level)
+    write_summary(summary, args.level, args.csv, args.md, args.json)
 
 
 def cmd_vendor(args) -> None:
@@ -95,6 +131,32 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--csv", required=True)
     sub.add_argument("--md", required=True)
     sub.add_argument("--raw-dir", default=RAW_DIR)
+
+    sub = command("paper-index", cmd_paper_index, "index the published evaluation files")
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--raw-dir", default=RAW_DIR)
+
+    sub = command("paper-tables", cmd_paper_tables, "recompute the published metric tables")
+    sub.add_argument("--index", required=True, help="the Parquet index of paper-index")
+    sub.add_argument("--out-dir", required=True, help="<model>/<intervention>/{GENIES,all}.csv")
+    sub.add_argument(
+        "--tidy", required=True, help="Parquet: one row per model x intervention x shift"
+    )
+    sub.add_argument("--notes", required=True, help="CSV of caveats per number")
+    sub.add_argument("--ttc", required=True, help="CSV: which published TTC values are traceable")
+    sub.add_argument("--splits-dir", default="data/splits")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--resamples", type=int, default=2000)
+    sub.add_argument("--raw-dir", default=RAW_DIR)
+
+    sub = command("paper-summary", cmd_paper_summary, "GENIES means with bootstrap intervals")
+    sub.add_argument("--tidy", required=True)
+    sub.add_argument("--csv", required=True)
+    sub.add_argument("--md", required=True)
+    sub.add_argument("--json", required=True, help="nested means, for dvc metrics")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--resamples", type=int, default=2000)
+    sub.add_argument("--level", type=float, default=0.95)
 
     sub = command("vendor", cmd_vendor, "copy the upstream data and shift files into data/raw")
     sub.add_argument("upstream", help="the genies-upstream folder")

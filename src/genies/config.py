@@ -26,6 +26,7 @@ class PipelineConfig:
     shifts: list[Shift]
     models: dict[str, dict]
     interventions: list[str]
+    bootstrap: dict
     seed: int
 
 
@@ -107,6 +108,7 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) 
             for name in config["models"]
         },
         interventions=list(config["interventions"]),
+        bootstrap=dict(config["bootstrap"]),
         seed=config["seed"],
     )
 

@@ -87,22 +87,30 @@ def accuracy_of(row) -> float:
     return metrics.pairwise_accuracy(row.probabilities, ties=TIE_RULE)
 
 
-def file_notes(row, target: str) -> list[str]:
-    """What a reader of a number computed from this file must know about it."""
+NOTE_KINDS = {
+    "not_recomputable": "Stored accuracy not recomputable from the file's own probabilities "
+    "(the recomputed value is reported)",
+    "not_comparable": "Not comparable with the pairwise interventions",
+    "discretised": "Probabilities discretised to 0/1: calibration and Brier meaningless",
+    "distribution_id": "File records another distribution id (upstream renamed distributions)",
+}
+
+
+def file_notes(row, target: str) -> list[tuple[str, str]]:
+    """(kind, text) of what a reader of a number computed from this file must know."""
     notes, where = [], f"evaluations/{row.path}"
     if row.probabilities is None:
         return notes
     p = np.asarray(row.probabilities)
     if np.isin(p, (0.0, 1.0)).all():
-        notes.append(f"{where}: probabilities discretised to 0/1, calibration meaningless")
+        notes.append(("discretised", where))
     recomputed = metrics.pairwise_accuracy(p, ties=TIE_RULE)
     if abs(recomputed - row.accuracy) > 1e-9:
         notes.append(
-            f"{where}: stored eval_accuracy {row.accuracy!r} cannot be recomputed from its "
-            f"probabilities, which give {recomputed!r} (reported)"
+            ("not_recomputable", f"{where}: stored {row.accuracy!r}, recomputed {recomputed!r}")
         )
     if row.distribution_id and row.distribution_id != target:
-        notes.append(f"{where}: records distribution_id {row.distribution_id!r}")
+        notes.append(("distribution_id", f"{where}: {row.distribution_id!r}"))
     return notes
 
 
@@ -179,7 +187,7 @@ def shift_metrics(ctx, model: str, intervention: str, shift: Shift) -> tuple[dic
     ]
     notes += file_notes(source_file, shift.source)
     if intervention in NOT_COMPARABLE:
-        notes.append(f"{intervention}: {NOT_COMPARABLE[intervention]}; no calibration")
+        notes.append(("not_comparable", f"{intervention}: {NOT_COMPARABLE[intervention]}"))
     return row, notes
 
 
@@ -212,11 +220,12 @@ def recompute(index, registry: ShiftRegistry, raw_dir, splits_dir, seed=0, resam
                 )
                 rows.append(row)
                 notes += [
-                    {"model": model, "intervention": intervention, "shift": shift.name, "note": n}
-                    for n in row_notes
+                    {"model": model, "intervention": intervention, "shift": shift.name}
+                    | {"kind": kind, "note": text}
+                    for kind, text in row_notes
                 ]
     return pd.DataFrame(rows), pd.DataFrame(
-        notes, columns=["model", "intervention", "shift", "note"]
+        notes, columns=["model", "intervention", "shift", "kind", "note"]
     )
 
 
@@ -230,15 +239,20 @@ def upstream_table(tidy: pd.DataFrame, shifts: list[Shift]) -> pd.DataFrame:
 
 def notes_markdown(model: str, intervention: str, notes: pd.DataFrame) -> str:
     lines = [
-        f"Recomputed by genies from the published evaluation files of {model} / {intervention}; "
-        "see genies.paper for the rules.",
-        "",
+        f"Recomputed by genies from the published evaluation files of {model} / {intervention} "
+        "(rules: genies.paper).",
     ]
     if notes.empty:
-        lines.append("No caveats: every number was recomputed from its file.")
-    for shift, group in notes.groupby("shift", sort=False):
-        lines.append(f"- **{shift}**")
-        lines += [f"  - {note}" for note in dict.fromkeys(group.note)]
+        lines.append("\nNo caveats: every number was recomputed from its file.")
+    for kind, title in NOTE_KINDS.items():
+        mine = notes[notes.kind == kind].drop_duplicates(["shift", "note"])
+        if mine.empty:
+            continue
+        lines.append(f"\n## {title}: {mine['shift'].nunique()} shifts\n")
+        for note, group in mine.groupby("note", sort=False):
+            shifts = list(group["shift"])
+            where = f"all {len(shifts)} shifts" if len(shifts) > 3 else ", ".join(shifts)
+            lines.append(f"- {where}: {note}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,79 @@
+# Reproduction of the paper: every published table recomputed from the published evaluations.
+
+
+rule published_evaluations:
+    input:
+        f"{RAW}/published/evaluations.tar.xz",
+    output:
+        "results/paper/published_evaluations.parquet",
+    log:
+        "logs/paper/published_evaluations.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        raw_dir=lambda wildcards, input: Path(input[0]).parents[1],
+    shell:
+        "genies paper-index --raw-dir {params.raw_dir} --out {output} 2> {log}"
+
+
+rule paper_tables:
+    input:
+        index=rules.published_evaluations.output,
+        splits=expand("data/splits/{target}/test.parquet", target=PAPER_TARGETS),
+        ttc=TTC_FILES,
+    output:
+        tables=directory("results/paper/generalization_metrics"),
+        tidy="results/paper/shift_metrics.parquet",
+        notes="results/paper/notes.csv",
+        ttc="results/paper/target_tuned_capability.csv",
+    log:
+        "logs/paper/tables.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        # data/raw, from <raw>/published/target_tuned_capability/<model>/<target>.json
+        raw_dir=lambda wildcards, input: Path(input.ttc[0]).parents[3],
+        splits_dir=lambda wildcards, input: Path(input.splits[0]).parents[1],
+        seed=CFG.seed,
+        resamples=CFG.bootstrap["resamples"],
+    shell:
+        "genies paper-tables --index {input.index} --raw-dir {params.raw_dir} "
+        "--splits-dir {params.splits_dir} --out-dir {output.tables} --tidy {output.tidy} "
+        "--notes {output.notes} --ttc {output.ttc} --seed {params.seed} "
+        "--resamples {params.resamples} 2> {log}"
+
+
+rule paper_summary:
+    input:
+        rules.paper_tables.output.tidy,
+    output:
+        csv="results/paper/genies_summary.csv",
+        md="results/paper/genies_summary.md",
+        json="results/paper/genies_summary.json",
+    log:
+        "logs/paper/summary.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        seed=CFG.seed,
+        resamples=CFG.bootstrap["resamples"],
+        level=CFG.bootstrap["level"],
+    shell:
+        "genies paper-summary --tidy {input} --csv {output.csv} --md {output.md} "
+        "--json {output.json} --seed {params.seed} --resamples {params.resamples} "
+        "--level {params.level} 2> {log}"
+
+
+rule paper:
+    input:
+        rules.paper_tables.output,
+        rules.paper_summary.output,
