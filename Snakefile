@@ -6,7 +6,17 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    distribution="|".join(vendored_distributions(RAW)),
+    split="|".join(SPLITS),
+
+
 include: "rules/data.smk"
 include: "rules/paper.smk"
 

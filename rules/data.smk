@@ -1,6 +1,7 @@
 rule split:
     input:
-        f"{RAW}/distributions/{{distribution}}/{{split}}.json.xz",
+        raw=f"{RAW}/distributions/{{distribution}}/{{split}}.json.xz",
+        code=code("records", "splits", "vendored"),
     output:
         "data/splits/{distribution}/{split}.parquet",
     log:
@@ -12,7 +13,7 @@ rule split:
         mem_mb=2000,
     params:
         # data/raw, inferred from the input so that the path travels with it
-        raw_dir=lambda wildcards, input: Path(input[0]).parents[2],
+        raw_dir=lambda wildcards, input: Path(input.raw).parents[2],
     shell:
         "genies split {wildcards.distribution} {wildcards.split} --raw-dir {params.raw_dir} "
         "--out {output} 2> {log}"
@@ -29,7 +30,8 @@ rule splits:
 
 rule data_audit:
     input:
-        rules.splits.input,
+        splits=rules.splits.input,
+        code=code("audit", "constraints"),
     output:
         csv="results/data_audit.csv",
         md="results/data_audit.md",

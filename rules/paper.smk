@@ -3,7 +3,8 @@
 
 rule published_evaluations:
     input:
-        f"{RAW}/published/evaluations.tar.xz",
+        archive=f"{RAW}/published/evaluations.tar.xz",
+        code=code("published"),
     output:
         "results/paper/published_evaluations.parquet",
     log:
@@ -14,7 +15,7 @@ rule published_evaluations:
     resources:
         mem_mb=4000,
     params:
-        raw_dir=lambda wildcards, input: Path(input[0]).parents[1],
+        raw_dir=lambda wildcards, input: Path(input.archive).parents[1],
     shell:
         "genies paper-index --raw-dir {params.raw_dir} --out {output} 2> {log}"
 
@@ -24,6 +25,7 @@ rule paper_tables:
         index=rules.published_evaluations.output,
         splits=expand("data/splits/{target}/test.parquet", target=PAPER_TARGETS),
         ttc=TTC_FILES,
+        code=code("paper", "metrics", "published", "shifts"),
     output:
         tables=directory("results/paper/generalization_metrics"),
         tidy="results/paper/shift_metrics.parquet",
@@ -51,7 +53,8 @@ rule paper_tables:
 
 rule paper_summary:
     input:
-        rules.paper_tables.output.tidy,
+        tidy=rules.paper_tables.output.tidy,
+        code=code("summary", "metrics"),
     output:
         csv="results/paper/genies_summary.csv",
         md="results/paper/genies_summary.md",
@@ -68,12 +71,37 @@ rule paper_summary:
         resamples=CFG.bootstrap["resamples"],
         level=CFG.bootstrap["level"],
     shell:
-        "genies paper-summary --tidy {input} --csv {output.csv} --md {output.md} "
+        "genies paper-summary --tidy {input.tidy} --csv {output.csv} --md {output.md} "
         "--json {output.json} --seed {params.seed} --resamples {params.resamples} "
         "--level {params.level} 2> {log}"
+
+
+rule paper_figures:
+    input:
+        tidy=rules.paper_tables.output.tidy,
+        summary=rules.paper_summary.output.csv,
+        index=rules.published_evaluations.output[0],
+        code=code("figures", "metrics"),
+    output:
+        **PAPER_FIGURES,
+        correlations="results/paper/correlations.csv",
+    log:
+        "logs/paper/figures.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        out_dir=lambda wildcards, output: Path(output.genies_de).parent,
+    shell:
+        "genies paper-figures --tidy {input.tidy} --summary {input.summary} "
+        "--index {input.index} --out-dir {params.out_dir} "
+        "--correlations {output.correlations} 2> {log}"
 
 
 rule paper:
     input:
         rules.paper_tables.output,
         rules.paper_summary.output,
+        rules.paper_figures.output,

@@ -5,10 +5,11 @@ import pyarrow.parquet as pq
 from tests.helpers import run_snakemake
 
 TEST_CONFIG = ("--configfile", "config/test.yaml")
+DATA_TARGETS = ("splits", "data_audit")
 
 
 def test_builds_the_splits_of_two_distributions_and_the_audit(workflow_copy):
-    result = run_snakemake(workflow_copy, *TEST_CONFIG)
+    result = run_snakemake(workflow_copy, *DATA_TARGETS, *TEST_CONFIG)
     assert result.returncode == 0, result.stderr
     built = sorted(
         p.relative_to(workflow_copy).as_posix() for p in workflow_copy.rglob("*.parquet")
@@ -21,7 +22,7 @@ def test_builds_the_splits_of_two_distributions_and_the_audit(workflow_copy):
     ]
     assert pq.read_metadata(workflow_copy / built[0]).num_rows == 250
     assert (workflow_copy / "results/data_audit.csv").read_text().count("\n") == 3
-    again = run_snakemake(workflow_copy, *TEST_CONFIG, "--dry-run")
+    again = run_snakemake(workflow_copy, *DATA_TARGETS, *TEST_CONFIG, "--dry-run")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
@@ -35,7 +36,7 @@ def test_an_unknown_shift_fails_before_any_job(workflow_copy):
 def test_a_corrupt_raw_file_fails_its_job_and_leaves_no_split(workflow_copy):
     raw = workflow_copy / "data/raw/distributions/alpaca_short/train.json.xz"
     raw.write_bytes(raw.read_bytes()[:-10])
-    result = run_snakemake(workflow_copy, *TEST_CONFIG, "--keep-going")
+    result = run_snakemake(workflow_copy, *DATA_TARGETS, *TEST_CONFIG, "--keep-going")
     assert result.returncode != 0
     log = (workflow_copy / "logs/splits/alpaca_short/train.log").read_text()
     assert "alpaca_short/train.json.xz: sha256 mismatch" in log

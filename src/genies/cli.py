@@ -84,6 +84,18 @@ def cmd_paper_summary(args) -> None:
     write_summary(summary, args.level, args.csv, args.md, args.json)
 
 
+def cmd_paper_figures(args) -> None:
+    import pandas as pd
+
+    from genies.figures import correlation_table, make_paper_figures, write_correlations
+    from genies.published import read_index
+
+    tidy, summary = pd.read_parquet(args.tidy), pd.read_csv(args.summary)
+    written = make_paper_figures(tidy, summary, read_index(args.index), args.out_dir)
+    write_correlations(correlation_table(tidy), args.correlations)
+    print(f"wrote {len(written)} figures into {args.out_dir}", file=sys.stderr)
+
+
 def cmd_vendor(args) -> None:
     from genies.vendored import vendor_upstream
 
@@ -157,6 +169,13 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--resamples", type=int, default=2000)
     sub.add_argument("--level", type=float, default=0.95)
+
+    sub = command("paper-figures", cmd_paper_figures, "draw the paper's figures")
+    sub.add_argument("--tidy", required=True)
+    sub.add_argument("--summary", required=True)
+    sub.add_argument("--index", required=True)
+    sub.add_argument("--out-dir", required=True)
+    sub.add_argument("--correlations", required=True, help="CSV of every Pearson r shown")
 
     sub = command("vendor", cmd_vendor, "copy the upstream data and shift files into data/raw")
     sub.add_argument("upstream", help="the genies-upstream folder")

@@ -42,6 +42,10 @@ REFERENCE_MODEL = "llama-30b"
 BASELINE = "zero_shot"
 GENIES_LABELS = ("extreme", "probing")
 RELIABILITY_BINS = 10
+PROBABILITY_LABEL = "predicted P(response preferred)"
+ZERO_SHOT_COLUMNS = 4  # panels per row of accuracy_vs_zero_shot; reliability has room for fewer
+RELIABILITY_COLUMNS = 3
+GROUP_WIDTH = 0.8  # of one intervention's slot on the x axis, shared by its models
 
 TIDY_COLUMNS = (
     "model",
@@ -248,13 +252,21 @@ def write_correlations(correlations: pd.DataFrame, path: str | os.PathLike) -> P
 # --- shared drawing helpers -----------------------------------------------------------------------
 
 
+def grid_shape(n: int, max_columns: int) -> tuple[int, int]:
+    """(rows, columns) of the smallest grid of at most `max_columns` columns holding n panels."""
+    columns = min(n, max_columns)
+    return math.ceil(n / columns), columns
+
+
 def panel_grid(fig: Figure, n: int, max_columns: int, **subplots):
     """n axes in a grid of at most `max_columns` columns; unused cells hidden."""
-    columns = min(n, max_columns)
-    rows = math.ceil(n / columns)
+    rows, columns = grid_shape(n, max_columns)
     axes = fig.subplots(rows, columns, squeeze=False, **subplots).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
+    # A shared x axis labels only the bottom row: label the panels above a hidden cell too.
+    for ax in axes[max(0, n - columns) : n]:
+        ax.tick_params(labelbottom=True)
     return axes[:n]
 
 
@@ -265,9 +277,10 @@ def r_text(s: Scatter) -> str:
 
 def draw_scatter(ax, s: Scatter, colour: str, text_corner: str) -> None:
     """Accuracy against accuracy on [0, 1], with the y = x line and r printed in a corner."""
-    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="y = x")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
     ax.scatter(s.x, s.y, s=14, color=colour, alpha=0.75, edgecolors="none")
-    ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal")
+    # A small margin so that points at exactly 0 or 1 are drawn whole.
+    ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), aspect="equal")
     ax.grid(alpha=0.3)
     x, ha = (0.04, "left") if text_corner == "upper left" else (0.96, "right")
     y, va = (0.96, "top") if text_corner == "upper left" else (0.04, "bottom")
@@ -283,22 +296,38 @@ def draw_scatter(ax, s: Scatter, colour: str, text_corner: str) -> None:
     )
 
 
+def offset(position: int, models: int) -> float:
+    """Where the `position`-th model's mark sits within an intervention's group."""
+    return (position - (models - 1) / 2) * GROUP_WIDTH / models
+
+
+def shade_not_comparable(ax, interventions: list[str]) -> None:
+    for position, intervention in enumerate(interventions):
+        if intervention in NOT_COMPARABLE:
+            ax.axvspan(position - 0.45, position + 0.45, color="grey", alpha=0.15, linewidth=0)
+
+
+def model_legend(fig: Figure) -> None:
+    """One entry per model, outside the axes so that it covers no data."""
+    entries = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    fig.legend(entries.values(), entries.keys(), title="model", loc="outside right upper")
+
+
 # --- 1. GENIES mean DE ----------------------------------------------------------------------------
 
 
 def genies_de_figure(summary: pd.DataFrame) -> Figure:
     check_summary(summary)
     models, interventions = models_of(summary), interventions_of(summary)
-    fig = Figure(figsize=(11, 5), layout="constrained")
+    fig = Figure(figsize=(14, 5.5), layout="constrained")
     ax = fig.subplots()
-    width = 0.8 / len(models)
     for m, model in enumerate(models):
         rows = summary[summary.model == model].set_index("intervention")
         present = [i for i in interventions if i in rows.index]
-        x = (
-            np.array([interventions.index(i) for i in present])
-            + (m - (len(models) - 1) / 2) * width
-        )
+        x = np.array([interventions.index(i) for i in present]) + offset(m, len(models))
         mean = rows.loc[present, "differential_elicitation"].to_numpy()
         low = rows.loc[present, "differential_elicitation_low"].to_numpy()
         high = rows.loc[present, "differential_elicitation_high"].to_numpy()
@@ -311,18 +340,16 @@ def genies_de_figure(summary: pd.DataFrame) -> Figure:
             capsize=3,
             label=model,
         )
-    for position, intervention in enumerate(interventions):
-        if intervention in NOT_COMPARABLE:
-            ax.axvspan(position - 0.45, position + 0.45, color="grey", alpha=0.15, linewidth=0)
+    shade_not_comparable(ax, interventions)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(interventions)), [intervention_label(i) for i in interventions])
     ax.set_xlim(-0.6, len(interventions) - 0.4)
     ax.set_xlabel("intervention (zero_shot has DE = 0 by definition)")
     ax.set_ylabel("differential elicitation (DE)\n(accuracy − zero-shot accuracy) / TTC")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(title="model", loc="upper left", frameon=True)
+    model_legend(fig)
     fig.suptitle(
-        "Mean differential elicitation over the 15 GENIES shifts, with 95% bootstrap intervals "
+        "Mean differential elicitation over the GENIES shifts, with 95% bootstrap intervals "
         "over shifts"
     )
     return fig
@@ -379,7 +406,7 @@ def heatmap_figure(tidy: pd.DataFrame, model: str) -> Figure:
     shifts = genies_shifts(tidy)
     interventions, matrix = de_matrix(tidy, model, shifts)
     limit = de_colour_limit(tidy)
-    fig = Figure(figsize=(16, 2.2 + 0.5 * len(interventions)), layout="constrained")
+    fig = Figure(figsize=(16, max(4.0, 2.2 + 0.5 * len(interventions))), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(
         np.ma.masked_invalid(matrix),
@@ -427,10 +454,9 @@ def accuracy_vs_zero_shot_figure(tidy: pd.DataFrame, model: str) -> Figure:
     interventions = zero_shot_panels(tidy, model)
     if not interventions:
         raise GeniesError(f"{model}: no intervention besides {BASELINE} to compare with it")
-    columns = min(len(interventions), 4)
-    rows = math.ceil(len(interventions) / columns)
-    fig = Figure(figsize=(3.2 * columns + 0.6, 3.3 * rows + 0.9), layout="constrained")
-    axes = panel_grid(fig, len(interventions), 4, sharex=True, sharey=True)
+    rows, columns = grid_shape(len(interventions), ZERO_SHOT_COLUMNS)
+    fig = Figure(figsize=(max(5.6, 3.2 * columns + 0.6), 3.3 * rows + 1.2), layout="constrained")
+    axes = panel_grid(fig, len(interventions), ZERO_SHOT_COLUMNS, sharex=True, sharey=True)
     for ax, intervention in zip(axes, interventions, strict=True):
         s = zero_shot_scatter(tidy, model, intervention)
         # An intervention that helps lies above y = x: the lower right is the emptier corner.
@@ -439,8 +465,9 @@ def accuracy_vs_zero_shot_figure(tidy: pd.DataFrame, model: str) -> Figure:
     fig.supxlabel("zero-shot accuracy on the target (pairwise, 0–1)")
     fig.supylabel("generalisation accuracy on the target (pairwise, 0–1)")
     fig.suptitle(
-        f"{model}: intervention accuracy against zero-shot accuracy, one point per distinct "
-        "shift (dashed: y = x)"
+        f"{model}: intervention accuracy against zero-shot accuracy\n"
+        "one point per distinct shift (dashed: y = x)",
+        fontsize=11,
     )
     return fig
 
@@ -511,27 +538,31 @@ def extreme_vs_probing_figure(tidy: pd.DataFrame) -> Figure:
     labels = [label for label in GENIES_LABELS if label in set(means.genies_label)]
     if not labels:
         raise GeniesError("shift metrics table has no GENIES shift (genies_position > 0)")
+    # zero_shot's DE is 0 by definition: an empty group of bars would only look like missing data.
+    means = means[means.intervention != BASELINE]
+    if means.empty:
+        raise GeniesError(f"shift metrics table has no intervention besides {BASELINE}")
     models, interventions = models_of(means), interventions_of(means)
-    fig = Figure(figsize=(12, 3.2 * len(labels) + 0.8), layout="constrained")
+    fig = Figure(figsize=(13, 3.2 * len(labels) + 0.8), layout="constrained")
     axes = fig.subplots(len(labels), 1, sharex=True, sharey=True, squeeze=False)[:, 0]
-    width = 0.8 / len(models)
     for ax, label in zip(axes, labels, strict=True):
         mine = means[means.genies_label == label]
         for m, model in enumerate(models):
             rows = mine[mine.model == model]
-            x = [
-                interventions.index(i) + (m - (len(models) - 1) / 2) * width
-                for i in rows.intervention
-            ]
-            ax.bar(x, rows.differential_elicitation, width, color=MODEL_COLOURS[model], label=model)
-        for position, intervention in enumerate(interventions):
-            if intervention in NOT_COMPARABLE:
-                ax.axvspan(position - 0.45, position + 0.45, color="grey", alpha=0.15, linewidth=0)
+            x = [interventions.index(i) + offset(m, len(models)) for i in rows.intervention]
+            ax.bar(
+                x,
+                rows.differential_elicitation,
+                GROUP_WIDTH / len(models),
+                color=MODEL_COLOURS[model],
+                label=model,
+            )
+        shade_not_comparable(ax, interventions)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.grid(axis="y", alpha=0.3)
         ax.set_title(f"{label} shifts ({int(mine.shifts.max())} GENIES shifts)", fontsize=10)
         ax.set_ylabel("mean DE")
-    axes[0].legend(title="model", ncols=len(models), loc="upper left", fontsize=8)
+    model_legend(fig)
     axes[-1].set_xticks(range(len(interventions)), [intervention_label(i) for i in interventions])
     axes[-1].set_xlabel("intervention (DE = (accuracy − zero-shot accuracy) / TTC)")
     fig.suptitle("Mean differential elicitation over the extreme and the probing GENIES shifts")
@@ -595,26 +626,42 @@ def skipped_text(pooled: PooledProbabilities) -> str:
     return "\n".join(f"{count} skipped: {reason}" for reason, count in reasons.items())
 
 
+def reliability_title(intervention: str, pooled: PooledProbabilities) -> str:
+    """The panel's title: its calibration numbers, kept off the axes so they hide no point."""
+    title = intervention_label(intervention, " ")
+    if not pooled.used:
+        return title
+    p = pooled.probabilities
+    pooled_rms = metrics.rms_calibration_error(p, RELIABILITY_BINS)
+    file_rms = np.mean(
+        [metrics.rms_calibration_error(f, RELIABILITY_BINS) for f in pooled.used.values()]
+    )
+    lines = [
+        title,
+        f"corrected RMS CE: {pooled_rms:.3f} pooled, {file_rms:.3f} mean per file",
+        f"{len(pooled.used)} files, {p.size} pairs",
+    ]
+    if pooled.skipped:
+        lines[-1] += "; " + skipped_text(pooled).replace("\n", "; ")
+    return "\n".join(lines)
+
+
 def draw_reliability(ax, ax_counts, pooled: PooledProbabilities, colour: str) -> None:
     p = pooled.probabilities
     bins = metrics.reliability_bins(p, RELIABILITY_BINS)
     filled = bins.count > 0
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
-    ax.plot(bins.mean_probability[filled], bins.mean_label[filled], "o-", color=colour)
-    pooled_rms = metrics.rms_calibration_error(p, RELIABILITY_BINS)
-    file_rms = np.mean([metrics.rms_calibration_error(f) for f in pooled.used.values()])
-    text = (
-        f"RMS CE pooled = {pooled_rms:.3f}\n"
-        f"mean over files = {file_rms:.3f}\n"
-        f"{len(pooled.used)} files, {p.size} pairs"
+    # Unclipped, so that a bin whose items are all preferred (or none) shows a whole marker.
+    ax.plot(
+        bins.mean_probability[filled], bins.mean_label[filled], "o-", color=colour, clip_on=False
     )
-    if pooled.skipped:
-        text += "\n" + skipped_text(pooled)
-    ax.text(0.03, 0.97, text, transform=ax.transAxes, ha="left", va="top", fontsize=7.5)
     centres = (bins.edges[:-1] + bins.edges[1:]) / 2
     share = 100 * bins.count / bins.count.sum()
     ax_counts.bar(centres, share, width=0.9 / RELIABILITY_BINS, color=colour, alpha=0.6)
     ax_counts.set_ylim(0, 100)
+    ax_counts.set_ylabel("% of items", fontsize=8)
+    ax_counts.set_xlabel(PROBABILITY_LABEL, fontsize=8)
+    ax.tick_params(labelbottom=False)
 
 
 def draw_unusable(ax, ax_counts, pooled: PooledProbabilities) -> None:
@@ -629,7 +676,8 @@ def draw_unusable(ax, ax_counts, pooled: PooledProbabilities) -> None:
         fontsize=8.5,
         color="dimgrey",
     )
-    ax_counts.set_yticks([])
+    ax.set_xlabel(PROBABILITY_LABEL, fontsize=8)
+    ax_counts.set_visible(False)
 
 
 def reliability_figure(tidy: pd.DataFrame, index: pd.DataFrame, model: str) -> Figure:
@@ -638,9 +686,8 @@ def reliability_figure(tidy: pd.DataFrame, index: pd.DataFrame, model: str) -> F
     interventions = interventions_of(tidy[tidy.model == model])
     if not interventions:
         raise GeniesError(f"shift metrics table has no rows for model {model!r}")
-    columns = min(len(interventions), 3)
-    rows = math.ceil(len(interventions) / columns)
-    fig = Figure(figsize=(3.6 * columns + 0.6, 4.0 * rows + 0.9), layout="constrained")
+    rows, columns = grid_shape(len(interventions), RELIABILITY_COLUMNS)
+    fig = Figure(figsize=(4.0 * columns + 0.6, 4.3 * rows + 0.9), layout="constrained")
     grid = fig.add_gridspec(2 * rows, columns, height_ratios=[3, 1] * rows)
     for number, intervention in enumerate(interventions):
         row, column = divmod(number, columns)
@@ -653,14 +700,12 @@ def reliability_figure(tidy: pd.DataFrame, index: pd.DataFrame, model: str) -> F
             draw_unusable(ax, ax_counts, pooled)
         ax.set(xlim=(0, 1), ylim=(0, 1))
         ax.grid(alpha=0.3)
-        ax.tick_params(labelbottom=False)
-        ax.set_title(intervention_label(intervention, " "), fontsize=10)
-        ax.set_ylabel("fraction preferred", fontsize=8)
-        ax_counts.set_ylabel("% items", fontsize=8)
-        ax_counts.set_xlabel("predicted P(response preferred)", fontsize=8)
+        ax.set_title(reliability_title(intervention, pooled), fontsize=8.5)
+        ax.set_ylabel("observed fraction preferred", fontsize=8)
+    shifts = len(genies_shifts(tidy[tidy.model == model]))
     fig.suptitle(
-        f"{model}: reliability diagrams over the 15 GENIES target files, both orientations of "
-        f"each pair, {RELIABILITY_BINS} bins (dashed: perfect calibration)"
+        f"{model}: reliability diagrams pooling the {shifts} GENIES target files\n"
+        f"both orientations of each pair, {RELIABILITY_BINS} bins (dashed: perfect calibration)"
     )
     return fig
 
