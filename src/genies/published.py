@@ -16,10 +16,9 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from genies.atomic import write_atomic
 from genies.errors import GeniesError
+from genies.parquet import read_parquet, write_parquet
 from genies.vendored import read_verified
 
 ARCHIVE = "published/evaluations.tar.xz"
@@ -107,19 +106,8 @@ def index_evaluations(raw_dir: str | os.PathLike) -> pa.Table:
 
 
 def write_index(table: pa.Table, out: str | os.PathLike) -> None:
-    write_atomic(out, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    write_parquet(table, out)
 
 
 def read_index(path: str | os.PathLike) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise GeniesError(f"{path}: evaluation index not found; build it with snakemake {path}")
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise GeniesError(
-            f"{path}: unreadable Parquet file ({exc}); delete it and rebuild"
-        ) from exc
-    if not table.schema.remove_metadata().equals(INDEX_SCHEMA):
-        raise GeniesError(f"{path}: unexpected columns {table.schema.names}; delete it and rebuild")
-    return table.to_pandas()
+    return read_parquet(path, INDEX_SCHEMA, "evaluation index")

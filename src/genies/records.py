@@ -9,10 +9,9 @@ import json
 import os
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from genies.atomic import write_atomic
 from genies.errors import GeniesError
+from genies.parquet import write_parquet
 
 SPLIT_SCHEMA = pa.schema(
     [
@@ -101,4 +100,4 @@ def records_to_table(records, distribution: str, split: str, source: str) -> pa.
 
 def write_split(table: pa.Table, path: str | os.PathLike, provenance: dict[str, str]) -> None:
     table = table.replace_schema_metadata({f"genies.{k}": v for k, v in provenance.items()})
-    write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    write_parquet(table, path)

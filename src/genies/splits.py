@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from genies.errors import GeniesError
+from genies.parquet import read_parquet
 from genies.records import SPLIT_SCHEMA, records_to_table, write_split
 from genies.vendored import (
     SPLITS,
@@ -46,15 +46,4 @@ def build_split(raw_dir: str | os.PathLike, distribution: str, split: str, out: 
 
 def read_split(path: str | os.PathLike) -> pd.DataFrame:
     """Load a split written by `build_split`, refusing a file of another shape."""
-    path = Path(path)
-    if not path.is_file():
-        raise GeniesError(f"{path}: split file not found; build it with snakemake {path}")
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise GeniesError(
-            f"{path}: unreadable Parquet file ({exc}); delete it and rebuild"
-        ) from exc
-    if not table.schema.remove_metadata().equals(SPLIT_SCHEMA):
-        raise GeniesError(f"{path}: unexpected columns {table.schema.names}; delete it and rebuild")
-    return table.to_pandas()
+    return read_parquet(path, SPLIT_SCHEMA, "split file")
