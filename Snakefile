@@ -15,10 +15,13 @@ include: "rules/common.smk"
 wildcard_constraints:
     distribution="|".join(vendored_distributions(RAW)),
     split="|".join(SPLITS),
+    model="|".join(CFG.models),
+    template="|".join(TEMPLATES),
 
 
 include: "rules/data.smk"
 include: "rules/paper.smk"
+include: "rules/models.smk"
 
 
 rule all:
@@ -27,3 +30,4 @@ rule all:
         rules.splits.input,
         rules.data_audit.output,
         rules.paper.input,
+        rules.activations.input,

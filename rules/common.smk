@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 from genies.config import validate_config
@@ -40,3 +41,41 @@ PAPER_FIGURES = {
     for kind in ("heatmap", "accuracy_vs_zero_shot", "reliability")
     for model in PAPER_MODELS
 }
+
+
+def activation_splits(shifts):
+    """(distribution, split) pairs the interventions of `shifts` read: the source's splits (to
+    train and to measure in-distribution), the target's test split, the reference's splits.
+    """
+    pairs = set()
+    for shift in shifts:
+        pairs |= {
+            (shift.source, "train"),
+            (shift.source, "test"),
+            (shift.target, "test"),
+        }
+        pairs |= {(shift.target_reference, "train"), (shift.target_reference, "test")}
+    return sorted(pairs)
+
+
+ACTIVATION_SPLITS = activation_splits(CFG.shifts)
+TEMPLATES = list(CFG.activations["templates"])
+
+
+def extraction_request(wildcards):
+    """The JSON the extract command reads: what to store and how to batch, for this model."""
+    settings = CFG.models[wildcards.model]
+    stored = CFG.activations["templates"][wildcards.template]
+    return json.dumps(
+        {
+            "template": wildcards.template,
+            "residual": stored["residual"],
+            "heads": stored["heads"],
+            "storage_dtype": CFG.activations["storage_dtype"],
+            "padding_side": CFG.activations["padding_side"],
+            "dtype": settings["dtype"],
+            "batch_size": settings["batch_size"],
+            "max_length": settings["max_length"],
+        },
+        separators=(",", ":"),
+    )

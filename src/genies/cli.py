@@ -1,6 +1,7 @@
 """The `genies` command line. Errors print one line naming the culprit and exit with status 1."""
 
 import argparse
+import json
 import sys
 
 from genies.atomic import write_atomic
@@ -96,6 +97,43 @@ def cmd_paper_figures(args) -> None:
     print(f"wrote {len(written)} figures into {args.out_dir}", file=sys.stderr)
 
 
+def cmd_materialise(args) -> None:
+    from genies.models import materialise_model
+
+    manifest = materialise_model(args.name, json.loads(args.settings), args.out)
+    print(f"wrote {args.out}: weights sha256 {manifest['weights_sha256'][:12]}", file=sys.stderr)
+
+
+def cmd_extract(args) -> None:
+    import torch
+
+    from genies.activations import ExtractionSpec, extract_split, resolve_layers
+    from genies.devices import claim_device, compute_dtype
+    from genies.models import load_model
+
+    torch.set_num_threads(args.threads)
+    request = json.loads(args.spec)
+    with claim_device() as device:
+        loaded = load_model(args.model_dir, device, compute_dtype(request["dtype"], device))
+        layers = loaded.model.config.num_hidden_layers
+        spec = ExtractionSpec(
+            template=request["template"],
+            residual_layers=resolve_layers(request["residual"], layers + 1, "residual"),
+            head_layers=resolve_layers(request["heads"], layers, "head"),
+            storage_dtype=request["storage_dtype"],
+            batch_size=request["batch_size"],
+            max_length=request["max_length"],
+            padding_side=request["padding_side"],
+        )
+        metadata = extract_split(loaded, args.split, spec, args.out, args.max_examples)
+    print(
+        f"wrote {args.out}: {metadata['rows']} rows, {metadata['tokens']} tokens in "
+        f"{metadata['seconds']:.1f} s on {metadata['device']}, "
+        f"padding {metadata['padding_fraction']:.1%}",
+        file=sys.stderr,
+    )
+
+
 def cmd_vendor(args) -> None:
     from genies.vendored import vendor_upstream
 
@@ -176,6 +214,19 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--index", required=True)
     sub.add_argument("--out-dir", required=True)
     sub.add_argument("--correlations", required=True, help="CSV of every Pearson r shown")
+
+    sub = command("materialise", cmd_materialise, "write a model's folder under models/")
+    sub.add_argument("name")
+    sub.add_argument("--settings", required=True, help="JSON: the model's resolved settings")
+    sub.add_argument("--out", required=True)
+
+    sub = command("extract", cmd_extract, "cache the last-token activations of one split")
+    sub.add_argument("--model-dir", required=True)
+    sub.add_argument("--split", required=True, help="a split Parquet file")
+    sub.add_argument("--spec", required=True, help="JSON: template, residual, heads, dtypes, ...")
+    sub.add_argument("--out", required=True, help="the .safetensors file (a .json sidecar beside)")
+    sub.add_argument("--max-examples", type=int, default=None)
+    sub.add_argument("--threads", type=int, default=1)
 
     sub = command("vendor", cmd_vendor, "copy the upstream data and shift files into data/raw")
     sub.add_argument("upstream", help="the genies-upstream folder")

@@ -26,6 +26,8 @@ class PipelineConfig:
     shifts: list[Shift]
     models: dict[str, dict]
     interventions: list[str]
+    max_examples: int | None
+    activations: dict
     bootstrap: dict
     seed: int
 
@@ -108,6 +110,8 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) 
             for name in config["models"]
         },
         interventions=list(config["interventions"]),
+        max_examples=config["max_examples"],
+        activations=dict(config["activations"]),
         bootstrap=dict(config["bootstrap"]),
         seed=config["seed"],
     )

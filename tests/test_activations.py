@@ -1,0 +1,166 @@
+"""The activation cache on tiny-llama: a cached row equals the text run alone, unpadded."""
+
+import json
+import threading
+
+import pytest
+import torch
+
+from genies.activations import (
+    ExtractionSpec,
+    extract,
+    extract_split,
+    read_activations,
+    resolve_layers,
+    sidecar_path,
+    split_texts,
+)
+from genies.devices import claim_slot, compute_dtype
+from genies.errors import GeniesError
+from genies.model_catalog import resolve_model
+from genies.models import load_model, materialise_model
+from genies.splits import build_split, read_split
+from tests.helpers import RAW_DIR
+
+# float32 compute and storage: a padded batch and a lone text differ only by rounding
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
+    materialise_model("tiny-llama", resolve_model("tiny-llama", {}), folder)
+    return load_model(folder, "cpu", "float32")
+
+
+@pytest.fixture(scope="module")
+def split_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("splits") / "alpaca_short" / "test.parquet"
+    build_split(RAW_DIR, "alpaca_short", "test", path)
+    return path
+
+
+def alone(loaded, text: str):
+    """Reference: the text alone, no padding, all hidden states and o_proj inputs by hand."""
+    decoder = loaded.model.model
+    ids = torch.tensor([loaded.tokenizer(text)["input_ids"]])
+    heads = {}
+    handles = [
+        layer.self_attn.o_proj.register_forward_pre_hook(
+            lambda module, args, i=i: heads.__setitem__(i, args[0][0, -1])
+        )
+        for i, layer in enumerate(decoder.layers)
+    ]
+    with torch.no_grad():
+        states = decoder(input_ids=ids, output_hidden_states=True).hidden_states
+    for handle in handles:
+        handle.remove()
+    residual = torch.stack([state[0, -1] for state in states])
+    return residual, torch.stack([heads[i] for i in range(len(decoder.layers))])
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_cached_row_equals_the_text_run_alone(tiny, split_path, side):
+    split = read_split(split_path).head(6)
+    texts, _, _ = split_texts(split, "yes")
+    layers = tiny.model.config.num_hidden_layers
+    spec = ExtractionSpec(
+        "yes", tuple(range(layers + 1)), tuple(range(layers)), "float32", 4, 512, side
+    )
+    cached, stats = extract(tiny.model, tiny.tokenizer, texts, spec, progress=False)
+    assert stats["padding_fraction"] > 0  # the batches really were padded
+    heads_shape = (tiny.model.config.num_attention_heads, tiny.model.config.head_dim)
+    for row, text in enumerate(texts):
+        residual, heads = alone(tiny, text)
+        assert torch.allclose(cached["residual"][row], residual, atol=TOLERANCE)
+        expected_heads = heads.reshape(layers, *heads_shape)
+        assert torch.allclose(cached["heads"][row], expected_heads, atol=TOLERANCE)
+
+
+def test_cache_file_and_sidecar(tiny, split_path, tmp_path):
+    spec = ExtractionSpec("raw", resolve_layers([-1, 0], 4, "residual"), (1,), "float16", 8, 64)
+    out = tmp_path / "act" / "test.safetensors"
+    extract_split(tiny, split_path, spec, out, max_examples=5)
+    tensors, metadata = read_activations(out)
+    assert tensors["residual"].shape == (10, 2, tiny.model.config.hidden_size)
+    assert tensors["residual"].dtype == torch.float16
+    assert tensors["heads"].shape[:2] == (10, 1)
+    assert tensors["example_index"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert tensors["response_index"].tolist() == [0, 1] * 5
+    sidecar = json.loads(sidecar_path(out).read_text())
+    assert sidecar == metadata
+    assert metadata["model"] == "tiny-llama"
+    assert metadata["weights_sha256"] == tiny.manifest["weights_sha256"]
+    assert metadata["residual_layers"] == [0, 3] and metadata["head_layers"] == [1]
+    assert metadata["template"] == "raw" and metadata["position"] == "last_token"
+    assert metadata["rows"] == 10 and metadata["examples"] == 5
+    assert metadata["storage_dtype"] == "float16" and metadata["compute_dtype"] == "float32"
+    assert len(metadata["checksum"]) == 64 and len(metadata["split_sha256"]) == 64
+
+
+def test_a_corrupt_or_truncated_cache_file_is_refused(tiny, split_path, tmp_path):
+    spec = ExtractionSpec("raw", (3,), (), "float16", 8, 64)
+    out = tmp_path / "test.safetensors"
+    extract_split(tiny, split_path, spec, out, max_examples=3)
+    data = bytearray(out.read_bytes())
+    data[-5] ^= 0x01  # inside the tensor data
+    out.write_bytes(bytes(data))
+    with pytest.raises(GeniesError, match=r"test\.safetensors: checksum mismatch"):
+        read_activations(out)
+    out.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(GeniesError, match=r"test\.safetensors: corrupt or truncated"):
+        read_activations(out)
+    with pytest.raises(GeniesError, match="activation file not found"):
+        read_activations(tmp_path / "missing.safetensors")
+
+
+def test_an_interrupted_extraction_leaves_no_file(tiny, split_path, tmp_path, monkeypatch):
+    import genies.activations as activations
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(activations, "save_file", fail)
+    out = tmp_path / "test.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        extract_split(tiny, split_path, ExtractionSpec("raw", (0,), (), "float16"), out, 2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_layer_selection_errors():
+    assert resolve_layers("all", 3, "head") == (0, 1, 2)
+    assert resolve_layers("none", 3, "head") == ()
+    assert resolve_layers([-1, 0, -1], 5, "residual") == (0, 4)
+    with pytest.raises(GeniesError, match="residual layer 5 out of range for 5 layers"):
+        resolve_layers([5], 5, "residual")
+
+
+def test_gpu_slots_are_claimed_exclusively(tmp_path):
+    with claim_slot(2, tmp_path) as first, claim_slot(2, tmp_path) as second:
+        assert (first, second) == (0, 1)
+        with (
+            pytest.raises(GeniesError, match="no free GPU slot of 2"),
+            claim_slot(2, tmp_path, timeout_s=0),
+        ):
+            pass
+    with claim_slot(2, tmp_path) as again:
+        assert again == 0  # released on exit
+
+
+def test_a_waiting_job_gets_the_slot_when_it_is_released(tmp_path):
+    got = []
+    with claim_slot(1, tmp_path):
+        waiter = threading.Thread(
+            target=lambda: got.append(claim_slot(1, tmp_path, poll_s=0.05).__enter__())
+        )
+        waiter.start()
+        waiter.join(0.3)
+        assert got == []  # still waiting while the slot is held
+    waiter.join(5)
+    assert got == [0]
+
+
+def test_compute_dtype():
+    assert compute_dtype("auto", "cpu") == "float32"
+    assert compute_dtype("auto", "cuda:1") == "bfloat16"
+    assert compute_dtype("float16", "cpu") == "float16"

