@@ -33,7 +33,7 @@ rule extract_activations:
         "logs/activations/{model}/{template}/{distribution}/{split}.log",
     conda:
         "../environment.yml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         gpu=lambda wildcards: CFG.models[wildcards.model].get("gpus", 1),
