@@ -1,7 +1,10 @@
 """Real Snakemake runs on a temporary copy of the workflow with config/test.yaml."""
 
+import json
+
 import pyarrow.parquet as pq
 
+from genies.activations import read_activations
 from tests.helpers import run_snakemake
 
 TEST_CONFIG = ("--configfile", "config/test.yaml")
@@ -42,3 +45,24 @@ def test_a_corrupt_raw_file_fails_its_job_and_leaves_no_split(workflow_copy):
     assert "alpaca_short/train.json.xz: sha256 mismatch" in log
     assert not (workflow_copy / "data/splits/alpaca_short/train.parquet").exists()
     assert (workflow_copy / "data/splits/alpaca_short/test.parquet").exists()
+
+
+def test_extracts_the_activations_of_two_distributions(workflow_copy):
+    targets = [
+        f"results/activations/tiny-llama/raw/{name}/test.safetensors"
+        for name in ("alpaca_short", "alpaca_long")
+    ]
+    result = run_snakemake(workflow_copy, *targets, *TEST_CONFIG)
+    assert result.returncode == 0, result.stderr
+    for target in targets:
+        tensors, metadata = read_activations(workflow_copy / target)
+        # config/test.yaml: the first 3 examples of each 2-response split
+        assert metadata["rows"] == 6 and metadata["examples"] == 3
+        assert metadata["model"] == "tiny-llama" and metadata["template"] == "raw"
+        assert tensors["residual"].shape[1] == 4  # all hidden states of 3 layers
+    manifest = json.loads((workflow_copy / "models/tiny-llama/genies_model.json").read_text())
+    assert metadata["weights_sha256"] == manifest["weights_sha256"]
+    log = (workflow_copy / "logs/activations/tiny-llama/raw/alpaca_long/test.log").read_text()
+    assert "6 rows" in log
+    again = run_snakemake(workflow_copy, *targets, *TEST_CONFIG, "--dry-run")
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -22,10 +22,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +39,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from genies.atomic import current_umask
+from genies.atomic import atomic_dir
 from genies.devices import compute_dtype
 from genies.errors import GeniesError
 
@@ -113,36 +109,6 @@ def materialise_model(name: str, settings: dict, out_dir: str | os.PathLike) -> 
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
-
-
-@contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `path`; swap it in for `path` only if the block succeeds.
-
-    An existing `path` stays untouched until the swap, so an interrupted rebuild leaves the old
-    complete folder, never a half-written one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    old = tmp.with_name(f"{tmp.name}.old")
-    try:
-        yield tmp
-        give_usual_modes(tmp)
-        if path.exists():
-            os.rename(path, old)
-        os.rename(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def give_usual_modes(folder: Path) -> None:
-    # mkdtemp creates 0700 and transformers writes weight files 0600; other jobs and users read
-    # these folders, like any other output.
-    umask = current_umask()
-    os.chmod(folder, 0o777 & ~umask)
-    for path in folder.rglob("*"):
-        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def build_embedded_gguf(name: str, settings: dict, folder: Path) -> dict:
