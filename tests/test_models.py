@@ -57,7 +57,7 @@ def test_manifest_records_architecture_tokenizer_and_weights_hash(tiny_dir, tiny
     assert manifest["name"] == "tiny-llama"
     assert manifest["loader"] == "random_llama"
     assert manifest["source"] == "random_llama seed 0"
-    assert manifest["dtype"] == "float32"
+    assert manifest["dtype"] == "auto"  # the catalogue setting: float32 on the CPU
     assert manifest["architecture"] == {
         "num_hidden_layers": config.num_hidden_layers,
         "hidden_size": config.hidden_size,
