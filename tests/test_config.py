@@ -16,6 +16,9 @@ def test_shipped_configs_are_valid():
     default = load_config(REPO / "config" / "config.yaml", SCHEMA)
     assert len(default.distributions) == 66 and len(default.shifts) == 15
     assert list(default.models) == ["smollm2-135m"]
+    paper = load_config(REPO / "config" / "paper.yaml", SCHEMA)
+    assert list(paper.models) == ["openllama-3b", "llama-7b", "llama-13b", "llama-30b"]
+    assert paper.models["llama-30b"]["loader"] == "pretrained" and paper.max_examples is None
     test = load_config(REPO / "config" / "test.yaml", SCHEMA)
     assert list(test.models) == ["tiny-llama"]
     assert [s.name for s in test.shifts] == ["alpaca_short->alpaca_long"]
