@@ -73,43 +73,51 @@ def split_texts(split: pd.DataFrame, template: str):
 
 
 class LastTokenRecorder:
-    """Hooks that keep, for each batch, the last real token's residual states and head outputs."""
+    """Hooks that copy, during each batch's forward pass, the last real token's residual states
+    and head outputs into one buffer per kind ([rows, layers, ...], on the model's device)."""
 
     def __init__(self, decoder, residual_layers, head_layers):
         attention = decoder.layers[0].self_attn
         self.heads_shape = (attention.config.num_attention_heads, attention.head_dim)
-        self.last = self.rows = None
-        self.residual: dict[int, torch.Tensor] = {}
-        self.heads: dict[int, torch.Tensor] = {}
+        self.hidden = decoder.config.hidden_size
+        self.counts = (len(residual_layers), len(head_layers))
+        self.last = self.rows = self.residual = self.heads = None
         # hidden-state index i is produced by modules[i]: embeddings, layers 0..L-2, final norm
         modules = [decoder.embed_tokens, *decoder.layers[:-1], decoder.norm]
         self.handles = [
-            modules[i].register_forward_hook(self.keep_residual(i)) for i in residual_layers
+            modules[i].register_forward_hook(self.keep_residual(k))
+            for k, i in enumerate(residual_layers)
         ]
         self.handles += [
-            decoder.layers[i].self_attn.o_proj.register_forward_pre_hook(self.keep_heads(i))
-            for i in head_layers
+            decoder.layers[i].self_attn.o_proj.register_forward_pre_hook(self.keep_heads(k))
+            for k, i in enumerate(head_layers)
         ]
 
-    def start_batch(self, last: torch.Tensor) -> None:
-        """Set where each row's last real token is, before the batch's forward pass."""
-        self.last = last
-        self.rows = torch.arange(last.shape[0], device=last.device)
+    def start_batch(self, last: torch.Tensor, side: str, dtype: torch.dtype) -> None:
+        """Set where each row's last real token is and fresh buffers, before a forward pass."""
+        rows, device = last.shape[0], last.device
+        # left padding puts every last token in the final column: no gather needed
+        self.last = None if side == "left" else last
+        self.rows = torch.arange(rows, device=device)
+        self.residual = torch.empty((rows, self.counts[0], self.hidden), dtype=dtype, device=device)
+        self.heads = torch.empty(
+            (rows, self.counts[1], *self.heads_shape), dtype=dtype, device=device
+        )
 
     def take_last(self, states: torch.Tensor) -> torch.Tensor:
-        return states[self.rows, self.last]
+        return states[:, -1] if self.last is None else states[self.rows, self.last]
 
-    def keep_residual(self, index):
+    def keep_residual(self, slot: int):
         def hook(module, args, output):
             states = output[0] if isinstance(output, tuple) else output
-            self.residual[index] = self.take_last(states)
+            self.residual[:, slot] = self.take_last(states)
 
         return hook
 
-    def keep_heads(self, index):
+    def keep_heads(self, slot: int):
         def hook(module, args):
             last = self.take_last(args[0])
-            self.heads[index] = last.reshape(last.shape[0], *self.heads_shape)
+            self.heads[:, slot] = last.reshape(last.shape[0], *self.heads_shape)
 
         return hook
 
@@ -155,13 +163,6 @@ def extract(model, tokenizer, texts: list[str], spec: ExtractionSpec, progress: 
     return tensors, stats
 
 
-def stacked(values: dict, layers, rows: int, tail: tuple, storage, device) -> torch.Tensor:
-    """The recorded layers of one batch as one [rows, layers, *tail] tensor, on the device."""
-    if not layers:
-        return torch.empty((rows, 0, *tail), dtype=storage, device=device)
-    return torch.stack([values[layer] for layer in layers], dim=1).to(storage)
-
-
 def output_device(device: torch.device, nbytes: int) -> torch.device:
     """Where the results gather: on the GPU when they fit in a quarter of its free memory (one
     copy to the host at the end, none between batches), else on the host."""
@@ -190,26 +191,25 @@ def extract_ids(model, ids: list[list[int]], pad_id: int, spec: ExtractionSpec, 
     }
     lengths = [len(row) for row in ids]
     batches = length_sorted_batches(lengths, spec.batch_size)
-    started = time.perf_counter()
+    started, done_tokens = time.perf_counter(), 0
+    bar = tqdm(total=len(ids), unit="row", disable=not progress, mininterval=5)
     try:
-        for batch in tqdm(batches, unit="batch", disable=not progress, mininterval=5):
+        for batch in batches:
             rows = [ids[i] for i in batch]
             input_ids, mask, positions, last = pad_batch(rows, pad_id, spec.padding_side, device)
-            recorder.start_batch(last)
+            recorder.start_batch(last, spec.padding_side, model.dtype)
             decoder(
                 input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=False
             )
             index = torch.as_tensor(batch).to(out)
-            for name, values, layers in (
-                ("residual", recorder.residual, spec.residual_layers),
-                ("heads", recorder.heads, spec.head_layers),
-            ):
-                batch_values = stacked(
-                    values, layers, len(batch), shapes[name][2:], storage, device
-                )
-                tensors[name].index_copy_(0, index, batch_values.to(out))
+            tensors["residual"].index_copy_(0, index, recorder.residual.to(out, storage))
+            tensors["heads"].index_copy_(0, index, recorder.heads.to(out, storage))
+            done_tokens += sum(lengths[i] for i in batch)
+            bar.update(len(batch))
+            bar.set_postfix(tokens_per_s=f"{done_tokens / (time.perf_counter() - started):.0f}")
     finally:
         recorder.remove()
+        bar.close()
     tensors = {name: tensor.cpu() for name, tensor in tensors.items()}
     padded = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
     stats = {
