@@ -302,9 +302,3 @@ def extract_split(loaded, split_path, spec: ExtractionSpec, out_path, max_exampl
         **stats,
     }
     return write_activations(out_path, tensors, metadata)
-
-
-def bytes_per_row(residual_layers: int, head_layers: int, hidden: int, storage="float16") -> int:
-    """Stored bytes of one row (heads of a layer hold `hidden` values in all: heads x head_dim)."""
-    width = torch.empty((), dtype=STORAGE_DTYPES[storage]).element_size()
-    return (residual_layers + head_layers) * hidden * width + 2 * 8
