@@ -191,7 +191,9 @@ def extract_ids(model, ids: list[list[int]], pad_id: int, spec: ExtractionSpec, 
     }
     lengths = [len(row) for row in ids]
     batches = length_sorted_batches(lengths, spec.batch_size)
-    started, done_tokens = time.perf_counter(), 0
+    # every batch's row numbers, moved in one copy: a copy per batch would wait for the device
+    row_order = torch.as_tensor(np.concatenate(batches)).to(out)
+    started, done_tokens, done_rows = time.perf_counter(), 0, 0
     bar = tqdm(total=len(ids), unit="row", disable=not progress, mininterval=5)
     try:
         for batch in batches:
@@ -201,7 +203,8 @@ def extract_ids(model, ids: list[list[int]], pad_id: int, spec: ExtractionSpec, 
             decoder(
                 input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=False
             )
-            index = torch.as_tensor(batch).to(out)
+            index = row_order[done_rows : done_rows + len(batch)]
+            done_rows += len(batch)
             tensors["residual"].index_copy_(0, index, recorder.residual.to(out, storage))
             tensors["heads"].index_copy_(0, index, recorder.heads.to(out, storage))
             done_tokens += sum(lengths[i] for i in batch)
