@@ -63,14 +63,11 @@ TEMPLATES = list(CFG.activations["templates"])
 
 
 def extraction_request(wildcards):
-    """The JSON the extract command reads: what to store and how to batch, for this model."""
+    """The JSON the extract command reads: dtypes, batching, and per template what to keep."""
     settings = CFG.models[wildcards.model]
-    stored = CFG.activations["templates"][wildcards.template]
     return json.dumps(
         {
-            "template": wildcards.template,
-            "residual": stored["residual"],
-            "heads": stored["heads"],
+            "templates": CFG.activations["templates"],
             "storage_dtype": CFG.activations["storage_dtype"],
             "padding_side": CFG.activations["padding_side"],
             "dtype": settings["dtype"],

@@ -21,16 +21,23 @@ rule materialise_model:
         "2> {log}"
 
 
+# One job per split writes the files of every template: the model loads once.
 rule extract_activations:
     input:
         model="models/{model}",
         split="data/splits/{distribution}/{split}.parquet",
         code=code("activations", "models", "templates", "devices"),
     output:
-        tensors="results/activations/{model}/{template}/{distribution}/{split}.safetensors",
-        sidecar="results/activations/{model}/{template}/{distribution}/{split}.json",
+        tensors=expand(
+            "results/activations/{{model}}/{template}/{{distribution}}/{{split}}.safetensors",
+            template=TEMPLATES,
+        ),
+        sidecars=expand(
+            "results/activations/{{model}}/{template}/{{distribution}}/{{split}}.json",
+            template=TEMPLATES,
+        ),
     log:
-        "logs/activations/{model}/{template}/{distribution}/{split}.log",
+        "logs/activations/{model}/{distribution}/{split}.log",
     conda:
         "../environment.yml"
     threads: 1

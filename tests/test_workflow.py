@@ -62,7 +62,7 @@ def test_extracts_the_activations_of_two_distributions(workflow_copy):
         assert tensors["residual"].shape[1] == 4  # all hidden states of 3 layers
     manifest = json.loads((workflow_copy / "models/tiny-llama/genies_model.json").read_text())
     assert metadata["weights_sha256"] == manifest["weights_sha256"]
-    log = (workflow_copy / "logs/activations/tiny-llama/raw/alpaca_long/test.log").read_text()
+    log = (workflow_copy / "logs/activations/tiny-llama/alpaca_long/test.log").read_text()
     assert "6 rows" in log
     again = run_snakemake(workflow_copy, *targets, *TEST_CONFIG, "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr

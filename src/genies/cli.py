@@ -109,29 +109,34 @@ def cmd_extract(args) -> None:
 
     from genies.activations import ExtractionSpec, extract_split, resolve_layers
     from genies.devices import claim_device, compute_dtype
+    from genies.errors import GeniesError
     from genies.models import load_model
 
     torch.set_num_threads(args.threads)
     request = json.loads(args.spec)
+    if len(args.out) != len(request["templates"]):
+        raise GeniesError(f"{len(request['templates'])} templates but {len(args.out)} --out files")
     with claim_device() as device:
+        # one model load for all templates of the split
         loaded = load_model(args.model_dir, device, compute_dtype(request["dtype"], device))
         layers = loaded.model.config.num_hidden_layers
-        spec = ExtractionSpec(
-            template=request["template"],
-            residual_layers=resolve_layers(request["residual"], layers + 1, "residual"),
-            head_layers=resolve_layers(request["heads"], layers, "head"),
-            storage_dtype=request["storage_dtype"],
-            batch_size=request["batch_size"],
-            max_length=request["max_length"],
-            padding_side=request["padding_side"],
-        )
-        metadata = extract_split(loaded, args.split, spec, args.out, args.max_examples)
-    print(
-        f"wrote {args.out}: {metadata['rows']} rows, {metadata['tokens']} tokens in "
-        f"{metadata['seconds']:.1f} s on {metadata['device']}, "
-        f"padding {metadata['padding_fraction']:.1%}",
-        file=sys.stderr,
-    )
+        for (template, stored), out in zip(request["templates"].items(), args.out, strict=True):
+            spec = ExtractionSpec(
+                template=template,
+                residual_layers=resolve_layers(stored["residual"], layers + 1, "residual"),
+                head_layers=resolve_layers(stored["heads"], layers, "head"),
+                storage_dtype=request["storage_dtype"],
+                batch_size=request["batch_size"],
+                max_length=request["max_length"],
+                padding_side=request["padding_side"],
+            )
+            metadata = extract_split(loaded, args.split, spec, out, args.max_examples)
+            print(
+                f"wrote {out}: {metadata['rows']} rows, {metadata['tokens']} tokens in "
+                f"{metadata['seconds']:.1f} s on {metadata['device']}, "
+                f"padding {metadata['padding_fraction']:.1%}",
+                file=sys.stderr,
+            )
 
 
 def cmd_vendor(args) -> None:
@@ -223,8 +228,12 @@ def parser() -> argparse.ArgumentParser:
     sub = command("extract", cmd_extract, "cache the last-token activations of one split")
     sub.add_argument("--model-dir", required=True)
     sub.add_argument("--split", required=True, help="a split Parquet file")
-    sub.add_argument("--spec", required=True, help="JSON: template, residual, heads, dtypes, ...")
-    sub.add_argument("--out", required=True, help="the .safetensors file (a .json sidecar beside)")
+    sub.add_argument(
+        "--spec", required=True, help="JSON: dtypes, batching, and per template what to keep"
+    )
+    sub.add_argument(
+        "--out", required=True, nargs="+", help="one .safetensors file per template, in order"
+    )
     sub.add_argument("--max-examples", type=int, default=None)
     sub.add_argument("--threads", type=int, default=1)
 
