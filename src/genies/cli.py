@@ -109,7 +109,6 @@ def cmd_extract(args) -> None:
 
     from genies.activations import ExtractionSpec, extract_split, resolve_layers
     from genies.devices import claim_device, compute_dtype
-    from genies.errors import GeniesError
     from genies.models import load_model
 
     torch.set_num_threads(args.threads)

@@ -81,6 +81,11 @@ class PublishedEvaluations:
         return row
 
 
+def is_discretised(probabilities) -> bool:
+    """All probabilities 0 or 1: upstream stored argmax decisions, not probabilities."""
+    return bool(np.isin(np.asarray(probabilities), (0.0, 1.0)).all())
+
+
 def accuracy_of(row) -> float:
     if row.probabilities is None:
         return row.accuracy
@@ -101,10 +106,9 @@ def file_notes(row, target: str) -> list[tuple[str, str]]:
     notes, where = [], f"evaluations/{row.path}"
     if row.probabilities is None:
         return notes
-    p = np.asarray(row.probabilities)
-    if np.isin(p, (0.0, 1.0)).all():
+    if is_discretised(row.probabilities):
         notes.append(("discretised", where))
-    recomputed = metrics.pairwise_accuracy(p, ties=TIE_RULE)
+    recomputed = accuracy_of(row)
     if abs(recomputed - row.accuracy) > 1e-9:
         notes.append(
             ("not_recomputable", f"{where}: stored {row.accuracy!r}, recomputed {recomputed!r}")
@@ -170,7 +174,7 @@ def shift_metrics(ctx, model: str, intervention: str, shift: Shift) -> tuple[dic
         "rms_calibration_error": np.nan if p is None else metrics.rms_calibration_error(p),
         "brier_score": np.nan if p is None else metrics.brier_score(p),
         "n_pairs": 0 if p is None else len(p),
-        "discretised": p is not None and bool(np.isin(p, (0.0, 1.0)).all()),
+        "discretised": p is not None and is_discretised(p),
         "comparable": intervention not in NOT_COMPARABLE,
         "accuracy_low": np.nan,
         "accuracy_high": np.nan,
