@@ -59,8 +59,14 @@ def alone(loaded, text: str):
     return residual, torch.stack([heads[i] for i in range(len(decoder.layers))])
 
 
-@pytest.mark.parametrize("side", ["left", "right"])
-def test_a_cached_row_equals_the_text_run_alone(tiny, split_path, side):
+@pytest.mark.parametrize(
+    ("side", "budget"),
+    # budget 0: the hooks' kept views are stacked after every layer rather than once per batch
+    [("left", None), ("right", None), ("left", 0)],
+)
+def test_a_cached_row_equals_the_text_run_alone(tiny, split_path, side, budget, monkeypatch):
+    if budget is not None:
+        monkeypatch.setattr("genies.activations.memory_budget", lambda device: budget)
     split = read_split(split_path).head(6)
     texts, _, _ = split_texts(split, "yes")
     layers = tiny.model.config.num_hidden_layers

@@ -20,6 +20,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
+from math import prod
 from pathlib import Path
 
 import numpy as np
@@ -73,53 +74,71 @@ def split_texts(split: pd.DataFrame, template: str):
 
 
 class LastTokenRecorder:
-    """Hooks that copy, during each batch's forward pass, the last real token's residual states
-    and head outputs into one buffer per kind ([rows, layers, ...], on the model's device)."""
+    """Hooks that collect, during each batch's forward pass, the last real token's residual
+    states and per-head outputs; `batch_rows` stacks them into one tensor per kind.
 
-    def __init__(self, decoder, residual_layers, head_layers):
+    With left padding a hook keeps a view of its tensor's last column: no kernel launch, which
+    matters for small models, whose forward pass on a GPU is bound by launch overhead. A view
+    keeps its whole [batch, length, hidden] tensor alive, so once the kept tensors pass `budget`
+    bytes the pending rows are stacked early. With right padding a hook gathers each row's last
+    real token (a new, small tensor)."""
+
+    def __init__(self, decoder, residual_layers, head_layers, budget: int):
         attention = decoder.layers[0].self_attn
         self.heads_shape = (attention.config.num_attention_heads, attention.head_dim)
-        self.hidden = decoder.config.hidden_size
-        self.counts = (len(residual_layers), len(head_layers))
-        self.last = self.rows = self.residual = self.heads = None
+        self.widths = {"residual": decoder.config.hidden_size, "heads": prod(self.heads_shape)}
+        self.budget = budget
+        self.pending = {"residual": [], "heads": []}
+        self.stacked = {"residual": [], "heads": []}
+        self.kept_bytes, self.last, self.rows = 0, None, None
         # hidden-state index i is produced by modules[i]: embeddings, layers 0..L-2, final norm
         modules = [decoder.embed_tokens, *decoder.layers[:-1], decoder.norm]
         self.handles = [
-            modules[i].register_forward_hook(self.keep_residual(k))
-            for k, i in enumerate(residual_layers)
+            modules[i].register_forward_hook(self.keep_residual) for i in residual_layers
         ]
         self.handles += [
-            decoder.layers[i].self_attn.o_proj.register_forward_pre_hook(self.keep_heads(k))
-            for k, i in enumerate(head_layers)
+            decoder.layers[i].self_attn.o_proj.register_forward_pre_hook(self.keep_heads)
+            for i in head_layers
         ]
 
-    def start_batch(self, last: torch.Tensor, side: str, dtype: torch.dtype) -> None:
-        """Set where each row's last real token is and fresh buffers, before a forward pass."""
-        rows, device = last.shape[0], last.device
-        # left padding puts every last token in the final column: no gather needed
+    def start_batch(self, last: torch.Tensor, side: str) -> None:
+        """Set where each row's last real token is, before a forward pass."""
         self.last = None if side == "left" else last
-        self.rows = torch.arange(rows, device=device)
-        self.residual = torch.empty((rows, self.counts[0], self.hidden), dtype=dtype, device=device)
-        self.heads = torch.empty(
-            (rows, self.counts[1], *self.heads_shape), dtype=dtype, device=device
-        )
+        self.rows = None if side == "left" else torch.arange(last.shape[0], device=last.device)
 
-    def take_last(self, states: torch.Tensor) -> torch.Tensor:
-        return states[:, -1] if self.last is None else states[self.rows, self.last]
+    def keep(self, kind: str, states: torch.Tensor) -> None:
+        if self.last is None:
+            self.pending[kind].append(states.select(1, -1))
+            self.kept_bytes += states.nbytes
+            if self.kept_bytes > self.budget:
+                self.stack_pending()
+        else:
+            self.pending[kind].append(states[self.rows, self.last])
 
-    def keep_residual(self, slot: int):
-        def hook(module, args, output):
-            states = output[0] if isinstance(output, tuple) else output
-            self.residual[:, slot] = self.take_last(states)
+    def keep_residual(self, module, args, output) -> None:
+        self.keep("residual", output[0] if isinstance(output, tuple) else output)
 
-        return hook
+    def keep_heads(self, module, args) -> None:
+        self.keep("heads", args[0])
 
-    def keep_heads(self, slot: int):
-        def hook(module, args):
-            last = self.take_last(args[0])
-            self.heads[:, slot] = last.reshape(last.shape[0], *self.heads_shape)
+    def stack_pending(self) -> None:
+        for kind, pending in self.pending.items():
+            if pending:
+                self.stacked[kind].append(torch.stack(pending, dim=1))
+                pending.clear()
+        self.kept_bytes = 0
 
-        return hook
+    def batch_rows(self, rows: int, dtype: torch.dtype, device) -> dict[str, torch.Tensor]:
+        """This batch's rows: residual [rows, layers, hidden], heads [rows, layers, heads, dim]."""
+        self.stack_pending()
+        result = {}
+        for kind, parts in self.stacked.items():
+            if not parts:  # no layers of this kind
+                parts = [torch.empty((rows, 0, self.widths[kind]), dtype=dtype, device=device)]
+            result[kind] = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+            parts.clear()
+        result["heads"] = result["heads"].unflatten(-1, self.heads_shape)
+        return result
 
     def remove(self):
         for handle in self.handles:
@@ -141,16 +160,19 @@ def length_sorted_batches(lengths: list[int], batch_size: int) -> list[np.ndarra
 def pad_batch(ids: list[list[int]], pad_id: int, side: str, device):
     """(input_ids, attention_mask, position_ids, index of each row's last real token)."""
     width = max(len(row) for row in ids)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for i, row in enumerate(ids):
-        span = slice(width - len(row), width) if side == "left" else slice(0, len(row))
-        input_ids[i, span] = torch.tensor(row)
-        mask[i, span] = 1
+
+    def pad(row: list[int], fill: int) -> list[int]:
+        filler = [fill] * (width - len(row))
+        return filler + row if side == "left" else row + filler
+
+    input_ids = torch.tensor([pad(row, pad_id) for row in ids])
+    mask = torch.tensor([pad([1] * len(row), 0) for row in ids])
     # positions count real tokens only, so a padded row sees the positions it would alone
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    last = torch.full((len(ids),), width - 1) if side == "left" else mask.sum(dim=1) - 1
-    return input_ids.to(device), mask.to(device), positions.to(device), last.to(device)
+    # one copy to the device: each copy from pageable memory waits for the device to be idle
+    input_ids, mask, positions = torch.stack((input_ids, mask, positions)).to(device)
+    last = mask.sum(dim=1) - 1 if side == "right" else torch.full_like(mask[:, 0], width - 1)
+    return input_ids, mask, positions, last
 
 
 def extract(model, tokenizer, texts: list[str], spec: ExtractionSpec, progress: bool = True):
@@ -163,12 +185,12 @@ def extract(model, tokenizer, texts: list[str], spec: ExtractionSpec, progress: 
     return tensors, stats
 
 
-def output_device(device: torch.device, nbytes: int) -> torch.device:
-    """Where the results gather: on the GPU when they fit in a quarter of its free memory (one
-    copy to the host at the end, none between batches), else on the host."""
-    if device.type == "cuda" and nbytes < torch.cuda.mem_get_info(device)[0] // 4:
-        return device
-    return torch.device("cpu")
+def memory_budget(device: torch.device) -> int:
+    """Bytes extraction may hold on `device` besides the model: a quarter of the GPU's free
+    memory (once for the gathered results, once for the hooks' kept tensors); 1 GiB on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0] // 4
+    return 2**30
 
 
 @torch.no_grad()
@@ -178,14 +200,16 @@ def extract_ids(model, ids: list[list[int]], pad_id: int, spec: ExtractionSpec, 
         raise GeniesError(f"padding side {spec.padding_side!r}: expected left or right")
     decoder, device = model.model, model.device
     storage = STORAGE_DTYPES[spec.storage_dtype]
-    recorder = LastTokenRecorder(decoder, spec.residual_layers, spec.head_layers)
+    budget = memory_budget(device)
+    recorder = LastTokenRecorder(decoder, spec.residual_layers, spec.head_layers, budget)
     shapes = {
         "residual": (len(ids), len(spec.residual_layers), model.config.hidden_size),
         "heads": (len(ids), len(spec.head_layers), *recorder.heads_shape),
     }
     width = torch.empty((), dtype=storage).element_size()
     nbytes = sum(int(np.prod(shape)) for shape in shapes.values()) * width
-    out = output_device(device, nbytes)
+    # results gather on the GPU when they fit (one copy to the host at the end), else on the host
+    out = device if device.type == "cuda" and nbytes < budget else torch.device("cpu")
     tensors = {
         name: torch.empty(shape, dtype=storage, device=out) for name, shape in shapes.items()
     }
@@ -199,14 +223,14 @@ def extract_ids(model, ids: list[list[int]], pad_id: int, spec: ExtractionSpec, 
         for batch in batches:
             rows = [ids[i] for i in batch]
             input_ids, mask, positions, last = pad_batch(rows, pad_id, spec.padding_side, device)
-            recorder.start_batch(last, spec.padding_side, model.dtype)
+            recorder.start_batch(last, spec.padding_side)
             decoder(
                 input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=False
             )
             index = row_order[done_rows : done_rows + len(batch)]
             done_rows += len(batch)
-            tensors["residual"].index_copy_(0, index, recorder.residual.to(out, storage))
-            tensors["heads"].index_copy_(0, index, recorder.heads.to(out, storage))
+            for name, kept in recorder.batch_rows(len(batch), model.dtype, device).items():
+                tensors[name].index_copy_(0, index, kept.to(out, storage))
             done_tokens += sum(lengths[i] for i in batch)
             bar.update(len(batch))
             bar.set_postfix(tokens_per_s=f"{done_tokens / (time.perf_counter() - started):.0f}")
