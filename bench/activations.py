@@ -160,14 +160,23 @@ def main() -> None:
     )
     pad = tokenizer.pad_token_id
     extract_ids(model, ids[: args.batch_size], pad, spec, progress=False)  # warm-up
-    pipeline, bare = [], []
-    for _ in range(args.repeats):
+
+    def run_pipeline() -> dict:
         synchronise(device)
         started = time.perf_counter()
         _, stats = extract_ids(model, ids, pad, spec, progress=False)
         synchronise(device)
         pipeline.append(time.perf_counter() - started)
-        bare.append(bare_loop(model, ids, batches, pad, device))
+        return stats
+
+    pipeline, bare = [], []
+    for repeat in range(args.repeats):
+        # alternate which goes first, so neither always runs on a warmer (or noisier) machine
+        if repeat % 2:
+            bare.append(bare_loop(model, ids, batches, pad, device))
+        stats = run_pipeline()
+        if not repeat % 2:
+            bare.append(bare_loop(model, ids, batches, pad, device))
     tokens, padding = stats["tokens"], stats["padding_fraction"]
     padded = tokens / (1 - padding)
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "CPU"
