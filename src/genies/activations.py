@@ -80,8 +80,9 @@ class LastTokenRecorder:
     With left padding a hook keeps a view of its tensor's last column: no kernel launch, which
     matters for small models, whose forward pass on a GPU is bound by launch overhead. A view
     keeps its whole [batch, length, hidden] tensor alive, so once the kept tensors pass `budget`
-    bytes the pending rows are stacked early. With right padding a hook gathers each row's last
-    real token (a new, small tensor)."""
+    bytes the pending rows are stacked early. (A view is only safe because the LLaMA decoder
+    never writes into a layer's output in place; the equality test checks both paths.) With
+    right padding a hook gathers each row's last real token (a new, small tensor)."""
 
     def __init__(self, decoder, residual_layers, head_layers, budget: int):
         attention = decoder.layers[0].self_attn
