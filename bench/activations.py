@@ -160,6 +160,7 @@ def main() -> None:
     )
     pad = tokenizer.pad_token_id
     extract_ids(model, ids[: args.batch_size], pad, spec, progress=False)  # warm-up
+    pipeline, bare = [], []
 
     def run_pipeline() -> dict:
         synchronise(device)
@@ -169,7 +170,6 @@ def main() -> None:
         pipeline.append(time.perf_counter() - started)
         return stats
 
-    pipeline, bare = [], []
     for repeat in range(args.repeats):
         # alternate which goes first, so neither always runs on a warmer (or noisier) machine
         if repeat % 2:

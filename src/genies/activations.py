@@ -33,6 +33,7 @@ from tqdm import tqdm
 from genies.atomic import write_atomic, write_text_atomic
 from genies.errors import GeniesError
 from genies.templates import render
+from genies.vendored import sha256_bytes
 
 STORAGE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -84,14 +85,14 @@ class LastTokenRecorder:
     never writes into a layer's output in place; the equality test checks both paths.) With
     right padding a hook gathers each row's last real token (a new, small tensor)."""
 
-    def __init__(self, decoder, residual_layers, head_layers, budget: int):
+    def __init__(self, decoder, residual_layers, head_layers, side: str, budget: int):
         attention = decoder.layers[0].self_attn
         self.heads_shape = (attention.config.num_attention_heads, attention.head_dim)
         self.widths = {"residual": decoder.config.hidden_size, "heads": prod(self.heads_shape)}
-        self.budget = budget
+        self.gather_last, self.budget = side == "right", budget
         self.pending = {"residual": [], "heads": []}
         self.stacked = {"residual": [], "heads": []}
-        self.kept_bytes, self.last, self.rows = 0, None, None
+        self.kept_bytes, self.last, self.rows = 0, None, None  # last, rows: right padding only
         # hidden-state index i is produced by modules[i]: embeddings, layers 0..L-2, final norm
         modules = [decoder.embed_tokens, *decoder.layers[:-1], decoder.norm]
         self.handles = [
@@ -102,19 +103,19 @@ class LastTokenRecorder:
             for i in head_layers
         ]
 
-    def start_batch(self, last: torch.Tensor, side: str) -> None:
+    def start_batch(self, last: torch.Tensor) -> None:
         """Set where each row's last real token is, before a forward pass."""
-        self.last = None if side == "left" else last
-        self.rows = None if side == "left" else torch.arange(last.shape[0], device=last.device)
+        if self.gather_last:
+            self.last, self.rows = last, torch.arange(last.shape[0], device=last.device)
 
     def keep(self, kind: str, states: torch.Tensor) -> None:
-        if self.last is None:
-            self.pending[kind].append(states.select(1, -1))
-            self.kept_bytes += states.nbytes
-            if self.kept_bytes > self.budget:
-                self.stack_pending()
-        else:
+        if self.gather_last:
             self.pending[kind].append(states[self.rows, self.last])
+            return
+        self.pending[kind].append(states.select(1, -1))
+        self.kept_bytes += states.nbytes
+        if self.kept_bytes > self.budget:
+            self.stack_pending()
 
     def keep_residual(self, module, args, output) -> None:
         self.keep("residual", output[0] if isinstance(output, tuple) else output)
@@ -204,13 +205,15 @@ def extract_ids(model, ids: list[list[int]], pad_id: int, spec: ExtractionSpec, 
     decoder, device = model.model, model.device
     storage = STORAGE_DTYPES[spec.storage_dtype]
     budget = memory_budget(device)
-    recorder = LastTokenRecorder(decoder, spec.residual_layers, spec.head_layers, budget)
+    recorder = LastTokenRecorder(
+        decoder, spec.residual_layers, spec.head_layers, spec.padding_side, budget
+    )
     shapes = {
         "residual": (len(ids), len(spec.residual_layers), model.config.hidden_size),
         "heads": (len(ids), len(spec.head_layers), *recorder.heads_shape),
     }
     width = torch.empty((), dtype=storage).element_size()
-    nbytes = sum(int(np.prod(shape)) for shape in shapes.values()) * width
+    nbytes = sum(prod(shape) for shape in shapes.values()) * width
     # results gather on the GPU when they fit (one copy to the host at the end), else on the host
     out = device if device.type == "cuda" and nbytes < budget else torch.device("cpu")
     tensors = {
@@ -226,7 +229,7 @@ def extract_ids(model, ids: list[list[int]], pad_id: int, spec: ExtractionSpec, 
         for batch in batches:
             rows = [ids[i] for i in batch]
             input_ids, mask, positions, last = pad_batch(rows, pad_id, spec.padding_side, device)
-            recorder.start_batch(last, spec.padding_side)
+            recorder.start_batch(last)
             decoder(
                 input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=False
             )
@@ -299,10 +302,6 @@ def spec_metadata(spec: ExtractionSpec) -> dict:
     return {**asdict(spec), "position": "last_token"}
 
 
-def source_sha256(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def extract_split(loaded, split_path, spec: ExtractionSpec, out_path, max_examples=None) -> dict:
     """Extract one split's activations under `spec` into `out_path`; returns the metadata."""
     from genies.splits import read_split
@@ -324,7 +323,7 @@ def extract_split(loaded, split_path, spec: ExtractionSpec, out_path, max_exampl
         "compute_dtype": str(loaded.model.dtype).removeprefix("torch."),
         **spec_metadata(spec),
         "split": str(split_path),
-        "split_sha256": source_sha256(split_path),
+        "split_sha256": sha256_bytes(Path(split_path).read_bytes()),
         "max_examples": max_examples,
         "examples": len(split),
         "rows": len(texts),
