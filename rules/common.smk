@@ -1,10 +1,11 @@
 import json
 from pathlib import Path
 
+from genies.code_inputs import library_files
 from genies.config import validate_config
-from genies.paper import PAPER_MODELS, TTC_DIR
-from genies.shifts import load_shifts
-from genies.vendored import SPLITS, vendored_distributions
+from genies.paper.tables import PAPER_MODELS, TTC_DIR
+from genies.data.shifts import load_shifts
+from genies.data.vendored import SPLITS, vendored_distributions
 
 # Fails here, before any job, on a bad key or an unknown name (with the allowed values).
 CFG = validate_config(
@@ -20,8 +21,8 @@ TTC_FILES = sorted(str(path) for path in Path(RAW, TTC_DIR).rglob("*.json"))
 
 
 def code(*modules):
-    """Library modules that a job runs, as inputs, so that editing one reruns its jobs."""
-    return [f"src/genies/{module}.py" for module in modules]
+    """The library files a job runs (derived from imports), as inputs: editing one reruns it."""
+    return library_files("src", *modules)
 
 
 def paper_figure(name, caption):

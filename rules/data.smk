@@ -1,7 +1,7 @@
 rule split:
     input:
         raw=f"{RAW}/distributions/{{distribution}}/{{split}}.json.xz",
-        code=code("records", "splits", "vendored"),
+        code=code("genies.data.splits"),
     output:
         "data/splits/{distribution}/{split}.parquet",
     log:
@@ -31,7 +31,7 @@ rule splits:
 rule data_audit:
     input:
         splits=rules.splits.input,
-        code=code("audit", "constraints"),
+        code=code("genies.data.audit"),
     output:
         csv="results/data_audit.csv",
         md="results/data_audit.md",

@@ -4,7 +4,7 @@
 
 rule materialise_model:
     input:
-        code=code("models"),
+        code=code("genies.models.loading"),
     output:
         directory("models/{model}"),
     log:
@@ -26,7 +26,11 @@ rule extract_activations:
     input:
         model="models/{model}",
         split="data/splits/{distribution}/{split}.parquet",
-        code=code("activations", "models", "templates", "devices"),
+        code=code(
+            "genies.models.activations",
+            "genies.models.loading",
+            "genies.models.devices",
+        ),
     output:
         tensors=expand(
             "results/activations/{{model}}/{template}/{{distribution}}/{{split}}.safetensors",

@@ -4,7 +4,7 @@
 rule published_evaluations:
     input:
         archive=f"{RAW}/published/evaluations.tar.xz",
-        code=code("published"),
+        code=code("genies.paper.published"),
     output:
         "results/paper/published_evaluations.parquet",
     log:
@@ -25,7 +25,7 @@ rule paper_tables:
         index=rules.published_evaluations.output,
         splits=expand("data/splits/{target}/test.parquet", target=PAPER_TARGETS),
         ttc=TTC_FILES,
-        code=code("paper", "metrics", "published", "shifts"),
+        code=code("genies.paper.tables", "genies.paper.published"),
     output:
         tables=directory("results/paper/generalization_metrics"),
         tidy="results/paper/shift_metrics.parquet",
@@ -54,7 +54,7 @@ rule paper_tables:
 rule paper_summary:
     input:
         tidy=rules.paper_tables.output.tidy,
-        code=code("summary", "metrics"),
+        code=code("genies.evaluation.summary"),
     output:
         csv="results/paper/genies_summary.csv",
         md="results/paper/genies_summary.md",
@@ -81,7 +81,7 @@ rule paper_figures:
         tidy=rules.paper_tables.output.tidy,
         summary=rules.paper_summary.output.csv,
         index=rules.published_evaluations.output[0],
-        code=code("figures", "metrics"),
+        code=code("genies.figures", "genies.paper.published"),
     output:
         **PAPER_FIGURES,
         correlations="results/paper/correlations.csv",

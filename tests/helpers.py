@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from genies.vendored import sha256_bytes, write_manifest
+from genies.data.vendored import sha256_bytes, write_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 RAW_DIR = REPO / "data" / "raw"

@@ -6,7 +6,9 @@ import threading
 import pytest
 import torch
 
-from genies.activations import (
+from genies.data.splits import build_split, read_split
+from genies.errors import GeniesError
+from genies.models.activations import (
     ExtractionSpec,
     extract,
     extract_split,
@@ -15,11 +17,9 @@ from genies.activations import (
     sidecar_path,
     split_texts,
 )
-from genies.devices import claim_slot, compute_dtype
-from genies.errors import GeniesError
-from genies.model_catalog import resolve_model
-from genies.models import load_model, materialise_model
-from genies.splits import build_split, read_split
+from genies.models.catalog import resolve_model
+from genies.models.devices import claim_slot, compute_dtype
+from genies.models.loading import load_model, materialise_model
 from tests.helpers import RAW_DIR
 
 # float32 compute and storage: a padded batch and a lone text differ only by rounding
@@ -67,7 +67,7 @@ def alone(loaded, text: str):
 )
 def test_a_cached_row_equals_the_text_run_alone(tiny, split_path, side, budget, monkeypatch):
     if budget is not None:
-        monkeypatch.setattr("genies.activations.memory_budget", lambda device: budget)
+        monkeypatch.setattr("genies.models.activations.memory_budget", lambda device: budget)
     split = read_split(split_path).head(6)
     texts, _, _ = split_texts(split, "yes")
     layers = tiny.model.config.num_hidden_layers
@@ -122,7 +122,7 @@ def test_a_corrupt_or_truncated_cache_file_is_refused(tiny, split_path, tmp_path
 
 
 def test_an_interrupted_extraction_leaves_no_file(tiny, split_path, tmp_path, monkeypatch):
-    import genies.activations as activations
+    import genies.models.activations as activations
 
     def fail(*args, **kwargs):
         raise KeyboardInterrupt

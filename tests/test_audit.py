@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from genies.audit import audit, write_audit
-from genies.splits import build_split
+from genies.data.audit import audit, write_audit
+from genies.data.splits import build_split
 from tests.helpers import RAW_DIR
 
 AUDITED = [

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from genies.errors import GeniesError
-from genies.metrics import (
+from genies.evaluation.metrics import (
     accuracy_ci,
     bootstrap_ci,
     bootstrap_means,

@@ -7,10 +7,10 @@ import pytest
 import torch
 from transformers import PreTrainedTokenizerFast
 
-import genies.models
+import genies.models.loading
 from genies.errors import GeniesError
-from genies.model_catalog import resolve_model
-from genies.models import MANIFEST, load_model, materialise_model
+from genies.models.catalog import resolve_model
+from genies.models.loading import MANIFEST, LoadedModel, load_model, materialise_model
 
 TEXTS = (
     "¿Qué tal? def f(x): return x**2",
@@ -284,7 +284,7 @@ def test_pretrained_local_folder_is_pointed_at_not_copied(tiny, plain_llama, tmp
 def smollm2(tmp_path_factory):
     """smollm2-135m materialised once; also the model and tokenizer as loaded from the GGUF."""
     from_gguf = {}
-    load_gguf = genies.models.load_gguf
+    load_gguf = genies.models.loading.load_gguf
 
     def spy(gguf):
         from_gguf["model"], from_gguf["tokenizer"] = load_gguf(gguf)
@@ -292,7 +292,7 @@ def smollm2(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("models") / "smollm2-135m"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(genies.models, "load_gguf", spy)
+        patch.setattr(genies.models.loading, "load_gguf", spy)
         manifest = materialise_model("smollm2-135m", resolve_model("smollm2-135m", {}), out)
     return out, manifest, from_gguf
 
@@ -321,7 +321,7 @@ def test_smollm2_materialises_faithfully(smollm2):
 
     reference = {"model": from_gguf["model"].eval(), "tokenizer": from_gguf["tokenizer"]}
     prompt = "The capital of France is"
-    expected = last_logits(genies.models.LoadedModel(**reference, manifest=manifest), prompt)
+    expected = last_logits(LoadedModel(**reference, manifest=manifest), prompt)
     actual = last_logits(loaded, prompt)
     # Same float32 weights and code: equal up to the order of CPU reductions.
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)

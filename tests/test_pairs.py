@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from genies.pairs import evaluation_pairs, training_pairs
-from genies.splits import build_split, read_split
+from genies.data.pairs import evaluation_pairs, training_pairs
+from genies.data.splits import build_split, read_split
 from tests.helpers import RAW_DIR
 
 

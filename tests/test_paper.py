@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genies.compare import differing_cells
+from genies.data.shifts import load_shifts
+from genies.data.splits import build_split
+from genies.data.vendored import read_manifest, sha256_bytes, write_manifest
 from genies.errors import GeniesError
-from genies.paper import recompute, ttc_traceability, write_tables
-from genies.published import index_evaluations
-from genies.shifts import load_shifts
-from genies.splits import build_split
-from genies.summary import genies_summary
-from genies.vendored import read_manifest, sha256_bytes, write_manifest
+from genies.evaluation.summary import genies_summary
+from genies.paper.compare import differing_cells
+from genies.paper.published import index_evaluations
+from genies.paper.tables import recompute, ttc_traceability, write_tables
 from tests.helpers import RAW_DIR
 
 PUBLISHED = RAW_DIR / "published" / "generalization_metrics"

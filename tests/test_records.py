@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from genies.data.splits import build_split
 from genies.errors import GeniesError
-from genies.splits import build_split
 from tests.helpers import record, run_genies, write_vendored
 
 BAD_RECORDS = [

@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
+from genies.data.shifts import load_shifts
 from genies.errors import GeniesError
-from genies.shifts import load_shifts
 from tests.helpers import RAW_DIR, run_genies
 
 CATEGORIES = {

@@ -5,15 +5,15 @@ import tarfile
 
 import pytest
 
-from genies.errors import GeniesError
-from genies.validate import distribution_dirs, validate_distribution_dir
-from genies.vendored import (
+from genies.data.validate import distribution_dirs, validate_distribution_dir
+from genies.data.vendored import (
     load_vendored_json,
     read_manifest,
     read_verified,
     vendor_upstream,
     vendored_distributions,
 )
+from genies.errors import GeniesError
 from tests.helpers import RAW_DIR, record, run_genies, write_vendored
 
 STRAY = {

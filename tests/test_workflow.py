@@ -4,7 +4,7 @@ import json
 
 import pyarrow.parquet as pq
 
-from genies.activations import read_activations
+from genies.models.activations import read_activations
 from tests.helpers import run_snakemake
 
 TEST_CONFIG = ("--configfile", "config/test.yaml")

@@ -4,14 +4,14 @@ import argparse
 import json
 import sys
 
-from genies.atomic import write_atomic
 from genies.errors import GeniesError
+from genies.files.atomic import write_atomic
 
 RAW_DIR = "data/raw"
 
 
 def cmd_validate(args) -> None:
-    from genies.validate import distribution_dirs, validate_distribution_dir
+    from genies.data.validate import distribution_dirs, validate_distribution_dir
 
     for folder in distribution_dirs(args.path):
         counts = validate_distribution_dir(folder)
@@ -19,7 +19,7 @@ def cmd_validate(args) -> None:
 
 
 def cmd_shifts(args) -> None:
-    from genies.shifts import load_shifts
+    from genies.data.shifts import load_shifts
 
     shifts = load_shifts(args.raw_dir).select(args.set)
     columns = ("source", "target", "target_reference", "label", "category")
@@ -36,14 +36,14 @@ def cmd_shifts(args) -> None:
 
 
 def cmd_split(args) -> None:
-    from genies.splits import build_split
+    from genies.data.splits import build_split
 
     table = build_split(args.raw_dir, args.distribution, args.split, args.out)
     print(f"wrote {args.out}: {table.num_rows} examples", file=sys.stderr)
 
 
 def cmd_audit(args) -> None:
-    from genies.audit import audit, write_audit
+    from genies.data.audit import audit, write_audit
 
     table = audit(args.raw_dir, args.splits_dir, args.distributions)
     write_audit(table, args.csv, args.md)
@@ -51,7 +51,7 @@ def cmd_audit(args) -> None:
 
 
 def cmd_paper_index(args) -> None:
-    from genies.published import index_evaluations, write_index
+    from genies.paper.published import index_evaluations, write_index
 
     table = index_evaluations(args.raw_dir)
     write_index(table, args.out)
@@ -59,10 +59,10 @@ def cmd_paper_index(args) -> None:
 
 
 def cmd_paper_tables(args) -> None:
-    from genies.paper import recompute, ttc_traceability, write_tables
-    from genies.published import read_index
-    from genies.shifts import load_shifts
-    from genies.tables import write_csv
+    from genies.data.shifts import load_shifts
+    from genies.files.tables import write_csv
+    from genies.paper.published import read_index
+    from genies.paper.tables import recompute, ttc_traceability, write_tables
 
     index, registry = read_index(args.index), load_shifts(args.raw_dir)
     tidy, notes = recompute(
@@ -79,7 +79,7 @@ def cmd_paper_tables(args) -> None:
 def cmd_paper_summary(args) -> None:
     import pandas as pd
 
-    from genies.summary import genies_summary, write_summary
+    from genies.evaluation.summary import genies_summary, write_summary
 
     summary = genies_summary(pd.read_parquet(args.tidy), args.seed, args.resamples, args.level)
     write_summary(summary, args.level, args.csv, args.md, args.json)
@@ -89,7 +89,7 @@ def cmd_paper_figures(args) -> None:
     import pandas as pd
 
     from genies.figures import correlation_table, make_paper_figures, write_correlations
-    from genies.published import read_index
+    from genies.paper.published import read_index
 
     tidy, summary = pd.read_parquet(args.tidy), pd.read_csv(args.summary)
     written = make_paper_figures(tidy, summary, read_index(args.index), args.out_dir)
@@ -98,7 +98,7 @@ def cmd_paper_figures(args) -> None:
 
 
 def cmd_materialise(args) -> None:
-    from genies.models import materialise_model
+    from genies.models.loading import materialise_model
 
     manifest = materialise_model(args.name, json.loads(args.settings), args.out)
     print(f"wrote {args.out}: weights sha256 {manifest['weights_sha256'][:12]}", file=sys.stderr)
@@ -107,9 +107,9 @@ def cmd_materialise(args) -> None:
 def cmd_extract(args) -> None:
     import torch
 
-    from genies.activations import ExtractionSpec, extract_split, resolve_layers
-    from genies.devices import claim_device, compute_dtype
-    from genies.models import load_model
+    from genies.models.activations import ExtractionSpec, extract_split, resolve_layers
+    from genies.models.devices import claim_device, compute_dtype
+    from genies.models.loading import load_model
 
     torch.set_num_threads(args.threads)
     request = json.loads(args.spec)
@@ -139,7 +139,7 @@ def cmd_extract(args) -> None:
 
 
 def cmd_vendor(args) -> None:
-    from genies.vendored import vendor_upstream
+    from genies.data.vendored import vendor_upstream
 
     manifest = vendor_upstream(args.upstream, args.raw_dir)
     print(f"vendored {len(manifest)} files into {args.raw_dir}")

@@ -11,10 +11,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from genies.data.shifts import Shift, load_shifts
+from genies.data.vendored import vendored_distributions
 from genies.errors import GeniesError
-from genies.model_catalog import resolve_model
-from genies.shifts import Shift, load_shifts
-from genies.vendored import vendored_distributions
+from genies.models.catalog import resolve_model
 
 SCHEMA_PATH = Path("workflow/schemas/config.schema.yaml")
 

@@ -8,9 +8,9 @@ the alpaca_mmlu/hps/ sub-folder are stray files, not data.
 import os
 from pathlib import Path
 
+from genies.data.records import validate_records
+from genies.data.vendored import SPLITS, read_json_file
 from genies.errors import GeniesError
-from genies.records import validate_records
-from genies.vendored import SPLITS, read_json_file
 
 
 def data_file(folder: Path, stem: str) -> Path | None:

@@ -1,10 +1,10 @@
 """Figures of the recomputed GENIES results, and the table of every Pearson r they show.
 
-Inputs are the pipeline's DataFrames: the tidy per-shift table (`genies.paper.recompute`), the
-GENIES summary (`genies.summary.genies_summary`) and the index of published evaluation files
-(`genies.published.read_index`). Every figure is built in memory first (matplotlib's
-object-oriented `Figure`, no pyplot state, no display), so bad input raises GeniesError before any
-file is written; each PNG is then written atomically.
+Inputs are the pipeline's DataFrames: the tidy per-shift table (`genies.paper.tables.recompute`),
+the GENIES summary (`genies.evaluation.summary.genies_summary`) and the index of published
+evaluation files (`genies.paper.published.read_index`). Every figure is built in memory first
+(matplotlib's object-oriented `Figure`, no pyplot state, no display), so bad input raises
+GeniesError before any file is written; each PNG is then written atomically.
 
 Conventions shared by all figures: one colour per model (`MODEL_COLOURS`), interventions in the
 order of `PAPER_INTERVENTIONS`, and interventions of `NOT_COMPARABLE` (ccs) labelled
@@ -23,11 +23,11 @@ from matplotlib import colormaps
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from genies import metrics
-from genies.atomic import write_atomic
 from genies.errors import GeniesError
-from genies.paper import NOT_COMPARABLE, PAPER_INTERVENTIONS, PAPER_MODELS
-from genies.tables import write_csv
+from genies.evaluation import metrics
+from genies.files.atomic import write_atomic
+from genies.files.tables import write_csv
+from genies.paper.tables import NOT_COMPARABLE, PAPER_INTERVENTIONS, PAPER_MODELS
 
 DPI = 150
 # Okabe-Ito colours, distinguishable with colour-blindness; fixed so a model looks the same in

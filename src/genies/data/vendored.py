@@ -22,8 +22,8 @@ import os
 import tarfile
 from pathlib import Path
 
-from genies.atomic import write_atomic, write_text_atomic
 from genies.errors import GeniesError
+from genies.files.atomic import write_atomic, write_text_atomic
 
 MANIFEST = "SHA256SUMS"
 SPLITS = ("train", "test")

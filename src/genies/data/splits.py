@@ -6,16 +6,16 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from genies.errors import GeniesError
-from genies.parquet import read_parquet
-from genies.records import SPLIT_SCHEMA, records_to_table, write_split
-from genies.vendored import (
+from genies.data.records import SPLIT_SCHEMA, records_to_table, write_split
+from genies.data.vendored import (
     SPLITS,
     distribution_file,
     load_vendored_json,
     read_manifest,
     vendored_distributions,
 )
+from genies.errors import GeniesError
+from genies.files.parquet import read_parquet
 
 
 def check_distribution(raw_dir: str | os.PathLike, distribution: str) -> None:

@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genies import metrics
+from genies.data.shifts import Shift, ShiftRegistry
+from genies.data.splits import read_split
+from genies.data.vendored import load_vendored_json, read_manifest
 from genies.errors import GeniesError
-from genies.published import ARCHIVE
-from genies.shifts import Shift, ShiftRegistry
-from genies.splits import read_split
-from genies.tables import write_csv, write_markdown
-from genies.vendored import load_vendored_json, read_manifest
+from genies.evaluation import metrics
+from genies.files.tables import write_csv, write_markdown
+from genies.paper.published import ARCHIVE
 
 PAPER_MODELS = ("openllama-3b", "llama-7b", "llama-13b", "llama-30b")
 PAPER_INTERVENTIONS = (
@@ -244,7 +244,7 @@ def upstream_table(tidy: pd.DataFrame, shifts: list[Shift]) -> pd.DataFrame:
 def notes_markdown(model: str, intervention: str, notes: pd.DataFrame) -> str:
     lines = [
         f"Recomputed by genies from the published evaluation files of {model} / {intervention} "
-        "(rules: genies.paper).",
+        "(rules: genies.paper.tables).",
     ]
     if notes.empty:
         lines.append("\nNo caveats: every number was recomputed from its file.")

@@ -9,9 +9,9 @@ import os
 
 import pandas as pd
 
-from genies.atomic import write_text_atomic
-from genies.metrics import shift_mean_with_ci
-from genies.tables import markdown_table, write_csv, write_markdown
+from genies.evaluation.metrics import shift_mean_with_ci
+from genies.files.atomic import write_text_atomic
+from genies.files.tables import markdown_table, write_csv, write_markdown
 
 ACCURACY_METRICS = ("differential_elicitation", "elicitation", "generalization_accuracy")
 CALIBRATION_METRICS = ("RMS_calibration_error", "rms_calibration_error")

@@ -4,7 +4,7 @@ import os
 
 import pandas as pd
 
-from genies.atomic import write_atomic, write_text_atomic
+from genies.files.atomic import write_atomic, write_text_atomic
 
 
 def markdown_table(df: pd.DataFrame, float_format: str = "{:.3f}") -> str:

@@ -11,7 +11,7 @@ import os
 import pyarrow as pa
 
 from genies.errors import GeniesError
-from genies.parquet import write_parquet
+from genies.files.parquet import write_parquet
 
 SPLIT_SCHEMA = pa.schema(
     [

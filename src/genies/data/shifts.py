@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 
+from genies.data.vendored import load_vendored_json, read_manifest
 from genies.errors import GeniesError
-from genies.vendored import load_vendored_json, read_manifest
 
 SHIFTS_DIR = "distribution_shifts"
 LABELS = ("extreme", "probing")

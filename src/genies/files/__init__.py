@@ -1,0 +1,2 @@
+"""Writing artifacts safely: atomic file and folder writes, fixed-schema Parquet, CSV and Markdown
+tables."""

@@ -1,0 +1,2 @@
+"""The paper's published evaluations, indexed and validated, and every published table recomputed
+from them."""
