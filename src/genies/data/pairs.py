@@ -13,6 +13,7 @@ import pandas as pd
 PAIR_COLUMNS = [
     "pair_id",
     "example_id",
+    "example_index",  # the example's row in the split (and in its activation cache)
     "prompt",
     "chosen",
     "rejected",
@@ -21,12 +22,13 @@ PAIR_COLUMNS = [
 ]
 
 
-def example_pairs(row) -> list[dict]:
+def example_pairs(index: int, row) -> list[dict]:
     chosen = int(row.preferred)
     return [
         {
             "pair_id": f"{row.example_id}/{position}",
             "example_id": row.example_id,
+            "example_index": index,
             "prompt": row.prompt,
             "chosen": row.responses[chosen],
             "rejected": response,
@@ -40,7 +42,11 @@ def example_pairs(row) -> list[dict]:
 
 def evaluation_pairs(split: pd.DataFrame) -> pd.DataFrame:
     """All (preferred, dispreferred) pairs of a split, in example order."""
-    rows = [pair for row in split.itertuples(index=False) for pair in example_pairs(row)]
+    rows = [
+        pair
+        for index, row in enumerate(split.itertuples(index=False))
+        for pair in example_pairs(index, row)
+    ]
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
@@ -52,7 +58,7 @@ def seeded_choice(seed: int, key: str, n: int) -> int:
 def training_pairs(split: pd.DataFrame, seed: int) -> pd.DataFrame:
     """One pair per example; the dispreferred response is drawn with `seed`."""
     rows = []
-    for row in split.itertuples(index=False):
-        pairs = example_pairs(row)
+    for index, row in enumerate(split.itertuples(index=False)):
+        pairs = example_pairs(index, row)
         rows.append(pairs[seeded_choice(seed, row.example_id, len(pairs))])
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
