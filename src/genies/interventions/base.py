@@ -55,7 +55,9 @@ class PairData:
     `pairs` has the columns of genies.data.pairs plus `example_index` (the example's row in the
     split, as in the activation cache). `activations` maps a template to the cache file's tensors
     and metadata; `model` is the loaded model (genies.models.loading.LoadedModel) for methods that
-    read it; `shots` is the source's training split for few-shot prompting.
+    read it; `shots` is the source's training split for few-shot prompting; `device` where the
+    model runs ("cpu" or "cuda:N"); `settings` the model's resolved settings (batch_size,
+    max_length, dtype: how to compute, never what).
     """
 
     pairs: pd.DataFrame
@@ -63,6 +65,7 @@ class PairData:
     model: Any = None
     shots: pd.DataFrame | None = None
     device: str = "cpu"
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def rows(self, template: str, positions: str) -> np.ndarray:
         """Cache rows of each pair's `positions` ("chosen_position" or "rejected_position")."""
