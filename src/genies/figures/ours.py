@@ -1,0 +1,70 @@
+"""Figures of the pipeline's own runs: any model names, any interventions, any list of shifts.
+
+Inputs: a tidy per-shift table with the columns of the paper's (`genies.paper.tables.recompute`)
+and a summary with the columns of `genies.evaluation.summary.genies_summary`, over the same shifts
+as the figures. The figures draw the GENIES shifts of the runs (genies_position > 0) if there are
+any, else every shift; the zero-shot accuracy of a shift is its `baseline_accuracy`.
+"""
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from genies.figures.bars import extreme_vs_probing_figure, genies_de_figure
+from genies.figures.common import (
+    BASELINE,
+    check_summary,
+    check_tidy,
+    genies_only,
+    model_colours,
+    models_of,
+    shift_kind,
+    write_figures,
+)
+from genies.figures.heatmap import heatmap_figure
+from genies.figures.scatter import accuracy_vs_zero_shot_figure, zero_shot_panels
+
+
+def drawn_rows(tidy: pd.DataFrame) -> pd.DataFrame:
+    """The GENIES shifts' rows if the runs have any, else all rows."""
+    genies = genies_only(tidy)
+    return tidy if genies.empty else genies
+
+
+def make_model_figures(
+    tidy: pd.DataFrame, summary: pd.DataFrame, out_dir: str | os.PathLike
+) -> dict[str, Path]:
+    """Draw the figures of our runs, then write them as `<out_dir>/<name>.png`; name -> path.
+
+    Names, each written when it has something to show:
+    - genies_de: mean DE per intervention with its bootstrap interval, one mark per model (if
+      the summary has rows);
+    - heatmap_<model>: DE per shift and intervention;
+    - accuracy_vs_zero_shot_<model>: per-shift accuracy against zero-shot accuracy, Pearson r per
+      panel (if the model has an intervention besides zero_shot);
+    - extreme_vs_probing: mean DE over the extreme and the probing GENIES shifts (if there are
+      GENIES shifts with an intervention besides zero_shot).
+    All are drawn before the first is written, so bad input writes nothing.
+    """
+    check_tidy(tidy)
+    # genies_summary of a run without a GENIES shift is empty, columns and all: nothing to check.
+    if not summary.empty:
+        check_summary(summary)
+    rows = drawn_rows(tidy)
+    models = models_of(rows)
+    colours = model_colours([*models, *summary.get("model", [])])
+    builders = {}
+    if not summary.empty:
+        builders["genies_de"] = lambda: genies_de_figure(summary, colours, f"{shift_kind(rows)}s")
+    builders |= {f"heatmap_{m}": (lambda m=m: heatmap_figure(rows, m)) for m in models}
+    builders |= {
+        f"accuracy_vs_zero_shot_{m}": (
+            lambda m=m: accuracy_vs_zero_shot_figure(rows, m, colours[m])
+        )
+        for m in models
+        if zero_shot_panels(rows, m)
+    }
+    if (genies_only(tidy).intervention != BASELINE).any():
+        builders["extreme_vs_probing"] = lambda: extreme_vs_probing_figure(tidy, colours)
+    return write_figures(builders, out_dir)
