@@ -17,11 +17,15 @@ wildcard_constraints:
     split="|".join(SPLITS),
     model="|".join(CFG.models),
     template="|".join(TEMPLATES),
+    intervention="|".join(CFG.interventions),
+    source="|".join([*vendored_distributions(RAW), UNTRAINED_SOURCE]),
 
 
 include: "rules/data.smk"
 include: "rules/paper.smk"
 include: "rules/models.smk"
+include: "rules/interventions.smk"
+include: "rules/genies.smk"
 
 
 rule all:
@@ -31,3 +35,4 @@ rule all:
         rules.data_audit.output,
         rules.paper.input,
         rules.activations.input,
+        rules.genies.input,

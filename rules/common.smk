@@ -1,8 +1,24 @@
 import json
 from pathlib import Path
 
+from genies import interventions
 from genies.code_inputs import library_files
 from genies.config import validate_config
+from genies.evaluation.model_jobs import needed_evaluations
+from genies.paths import (
+    FIGURES_DIR,
+    GENIES_SHIFTS,
+    GENIES_TABLE,
+    UNTRAINED_SOURCE,
+    activation_path,
+    evaluation_path,
+    generalization_table_path,
+    model_dir,
+    shift_metrics_path,
+    split_path,
+    state_info_path,
+    state_path,
+)
 from genies.paper.tables import PAPER_MODELS, TTC_DIR
 from genies.data.shifts import load_shifts
 from genies.data.vendored import SPLITS, vendored_distributions
@@ -77,3 +93,65 @@ def extraction_request(wildcards):
         },
         separators=(",", ":"),
     )
+
+
+def intervention_inputs(wildcards, distribution, split):
+    """A fit or evaluate job's inputs: the split, the model folder (its manifest says which weights
+    every state and evaluation used), the cache files the method reads, its fitted state.
+    """
+    method = interventions.registry()[wildcards.intervention]
+    inputs = {
+        "split": split_path(distribution, split),
+        "model": model_dir(wildcards.model),
+        "activations": [
+            activation_path(wildcards.model, template, distribution, split)
+            for template in method.reads.templates
+        ],
+    }
+    if split == "test" and method.trained:
+        inputs["state"] = state_path(
+            wildcards.model, wildcards.intervention, wildcards.source
+        )
+    return inputs
+
+
+def cache_arguments(wildcards, input):
+    """TEMPLATE=PATH of each cache file a fit or evaluate job reads."""
+    method = interventions.registry()[wildcards.intervention]
+    return " ".join(
+        f"{template}={path}"
+        for template, path in zip(
+            method.reads.templates, input.activations, strict=True
+        )
+    )
+
+
+# Params that are functions of the wildcards alone: Snakemake records those and reruns a job
+# when they change (a param computed from input or output is not tracked).
+INTERVENTION_PARAMS = {
+    "hyperparameters": lambda wildcards: json.dumps(
+        CFG.hyperparameters[wildcards.model][wildcards.intervention]
+    ),
+    "settings": lambda wildcards: json.dumps(CFG.models[wildcards.model]),
+    "examples": f"--max-examples {CFG.max_examples}" if CFG.max_examples else "",
+    "seed": CFG.seed,
+    "activations": cache_arguments,
+}
+INTERVENTION_ARGS = (
+    "--model-dir {input.model} --split {input.split} --activations {params.activations} "
+    "--hyperparameters '{params.hyperparameters}' --settings '{params.settings}' "
+    "--seed {params.seed} {params.examples} --threads {threads}"
+)
+
+
+def intervention_code(wildcards):
+    """The generic job's files and the method's own module (with what it imports)."""
+    method = interventions.registry()[wildcards.intervention]
+    return code("genies.interventions.jobs", method.__module__)
+
+
+def intervention_gpus(wildcards):
+    """GPUs of the model for methods that run it; none for methods reading the cache only."""
+    if interventions.registry()[wildcards.intervention].reads.model:
+        return CFG.models[wildcards.model].get("gpus", 1)
+    return 0

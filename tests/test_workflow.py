@@ -56,13 +56,13 @@ def test_extracts_the_activations_of_two_distributions(workflow_copy):
     assert result.returncode == 0, result.stderr
     for target in targets:
         tensors, metadata = read_activations(workflow_copy / target)
-        # config/test.yaml: the first 3 examples of each 2-response split
-        assert metadata["rows"] == 6 and metadata["examples"] == 3
+        # config/test.yaml: the first 12 examples of each 2-response split
+        assert metadata["rows"] == 24 and metadata["examples"] == 12
         assert metadata["model"] == "tiny-llama" and metadata["template"] == "raw"
         assert tensors["residual"].shape[1] == 4  # all hidden states of 3 layers
     manifest = json.loads((workflow_copy / "models/tiny-llama/genies_model.json").read_text())
     assert metadata["weights_sha256"] == manifest["weights_sha256"]
     log = (workflow_copy / "logs/activations/tiny-llama/alpaca_long/test.log").read_text()
-    assert "6 rows" in log
+    assert "24 rows" in log
     again = run_snakemake(workflow_copy, *targets, *TEST_CONFIG, "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr

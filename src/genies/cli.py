@@ -138,6 +138,71 @@ def cmd_extract(args) -> None:
             )
 
 
+def activation_paths(pairs: list[str]) -> dict[str, str]:
+    """TEMPLATE=PATH arguments as a mapping."""
+    paths = {}
+    for pair in pairs:
+        template, sep, path = pair.partition("=")
+        if not sep or not template or not path:
+            raise GeniesError(f"--activations: expected TEMPLATE=PATH, got {pair!r}")
+        paths[template] = path
+    return paths
+
+
+def intervention_job_args(args) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    return {
+        "name": args.intervention,
+        "hyperparameters": json.loads(args.hyperparameters),
+        "seed": args.seed,
+        "split_path": args.split,
+        "activation_paths": activation_paths(args.activations),
+        "model_dir": args.model_dir,
+        "settings": json.loads(args.settings),
+        "out": args.out,
+        "max_examples": args.max_examples,
+    }
+
+
+def cmd_fit(args) -> None:
+    from genies.interventions.jobs import fit
+
+    info = fit(**intervention_job_args(args))
+    print(f"wrote {args.out}: {args.intervention} fitted on {info['pairs']} pairs", file=sys.stderr)
+
+
+def cmd_evaluate(args) -> None:
+    from genies.interventions.jobs import evaluate
+
+    table = evaluate(state_path=args.state, **intervention_job_args(args))
+    print(f"wrote {args.out}: {len(table)} pairs scored", file=sys.stderr)
+
+
+def cmd_shift_metrics(args) -> None:
+    from genies.evaluation.model_jobs import shift_metrics_job
+
+    tidy = shift_metrics_job(
+        args.model, args.interventions, args.shifts, args.raw_dir, args.seed, args.resamples
+    )
+    print(f"wrote the shift metrics of {args.model}: {len(tidy)} rows", file=sys.stderr)
+
+
+def cmd_genies_table(args) -> None:
+    from genies.evaluation.model_jobs import genies_table_job
+
+    table = genies_table_job(args.tidy, json.loads(args.config))
+    print(f"wrote the GENIES table: {len(table)} rows", file=sys.stderr)
+
+
+def cmd_genies_figures(args) -> None:
+    from genies.evaluation.model_jobs import genies_figures_job
+
+    written = genies_figures_job(args.tidy, args.out_dir, args.seed, args.resamples, args.level)
+    print(f"wrote {len(written)} figures into {args.out_dir}", file=sys.stderr)
+
+
 def cmd_vendor(args) -> None:
     from genies.data.vendored import vendor_upstream
 
@@ -235,6 +300,44 @@ def parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--max-examples", type=int, default=None)
     sub.add_argument("--threads", type=int, default=1)
+
+    for name, func, help in (
+        ("fit", cmd_fit, "fit an intervention on one pair per example of a training split"),
+        ("evaluate", cmd_evaluate, "score every pair of a test split with an intervention"),
+    ):
+        sub = command(name, func, help)
+        sub.add_argument("intervention")
+        sub.add_argument("--model-dir", required=True)
+        sub.add_argument("--split", required=True, help="a split Parquet file")
+        sub.add_argument(
+            "--activations", nargs="*", default=[], help="TEMPLATE=PATH of each cache file read"
+        )
+        sub.add_argument("--hyperparameters", default="{}", help="JSON: resolved values")
+        sub.add_argument("--settings", required=True, help="JSON: the model's resolved settings")
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--max-examples", type=int, default=None)
+        sub.add_argument("--threads", type=int, default=1)
+        sub.add_argument("--out", required=True)
+    sub.add_argument("--state", default=None, help="the fitted state (trained methods only)")
+
+    sub = command("shift-metrics", cmd_shift_metrics, "per-shift tables of one model")
+    sub.add_argument("model")
+    sub.add_argument("--interventions", nargs="+", required=True)
+    sub.add_argument("--shifts", nargs="+", required=True, help="source->target names")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--resamples", type=int, default=2000)
+    sub.add_argument("--raw-dir", default=RAW_DIR)
+
+    sub = command("genies-table", cmd_genies_table, "the GENIES table of the configured models")
+    sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")
+    sub.add_argument("--config", required=True, help="JSON: the validated config")
+
+    sub = command("genies-figures", cmd_genies_figures, "the figures of the configured models")
+    sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")
+    sub.add_argument("--out-dir", required=True)
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--resamples", type=int, default=2000)
+    sub.add_argument("--level", type=float, default=0.95)
 
     sub = command("vendor", cmd_vendor, "copy the upstream data and shift files into data/raw")
     sub.add_argument("upstream", help="the genies-upstream folder")

@@ -14,7 +14,7 @@ import yaml
 from genies.data.shifts import Shift, load_shifts
 from genies.data.vendored import vendored_distributions
 from genies.errors import GeniesError
-from genies.models.catalog import resolve_model
+from genies.models.catalog import CATALOG, resolve_model
 
 SCHEMA_PATH = Path("workflow/schemas/config.schema.yaml")
 
@@ -26,6 +26,8 @@ class PipelineConfig:
     shifts: list[Shift]
     models: dict[str, dict]
     interventions: list[str]
+    # model -> intervention -> resolved hyper-parameters (defaults, config, model overrides)
+    hyperparameters: dict[str, dict[str, dict]]
     max_examples: int | None
     activations: dict
     bootstrap: dict
@@ -60,8 +62,50 @@ def schema_error_message(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
+def without_defaults(properties: dict) -> dict:
+    return {
+        name: {k: v for k, v in spec.items() if k != "default"} for name, spec in properties.items()
+    }
+
+
+def with_registry(schema: dict) -> dict:
+    """The schema completed from the intervention registry: the allowed names (every registered
+    method by default) and each method's hyper-parameters, with defaults at the top level and
+    without them in a model's overrides (which may name only what they change)."""
+    from genies import interventions
+
+    methods = interventions.registry()
+    properties = schema["properties"]
+    properties["interventions"]["items"] = {"enum": list(methods)}
+    properties["interventions"]["default"] = list(methods)
+
+    def per_method(defaults: bool) -> dict:
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                name: {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": (
+                        method.hyperparameters
+                        if defaults
+                        else without_defaults(method.hyperparameters)
+                    ),
+                }
+                | ({"default": {}} if defaults else {})
+                for name, method in methods.items()
+            },
+        }
+
+    properties["hyperparameters"] |= per_method(defaults=True)
+    model_properties = properties["model_settings"]["additionalProperties"]["properties"]
+    model_properties["hyperparameters"] |= per_method(defaults=False)
+    return schema
+
+
 def check_schema(config: dict, schema_path: str | os.PathLike) -> None:
-    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    schema = with_registry(yaml.safe_load(Path(schema_path).read_text(encoding="utf-8")))
     validator = with_defaults(jsonschema.Draft202012Validator)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
@@ -96,22 +140,75 @@ def resolve_shifts(value, raw_dir: str, known: list[str]) -> list[Shift]:
     return shifts
 
 
+def check_model_settings(config: dict) -> None:
+    """A settings entry must name a configured or catalogued model: a typo would be ignored."""
+    known = set(config["models"]) | set(CATALOG)
+    for name in config["model_settings"]:
+        if name not in known:
+            raise GeniesError(
+                f"config: model_settings: {name!r} is neither in models "
+                f"({', '.join(config['models'])}) nor in the catalogue ({', '.join(CATALOG)})"
+            )
+
+
+def resolve_hyperparameters(config: dict, models: dict[str, dict]) -> dict[str, dict[str, dict]]:
+    return {
+        model: {
+            method: config["hyperparameters"][method]
+            | settings.get("hyperparameters", {}).get(method, {})
+            for method in config["interventions"]
+        }
+        for model, settings in models.items()
+    }
+
+
+def merge_layers(a, b):
+    """The union of two layer specs ("all", "none" or lists of indices)."""
+    if "all" in (a, b):
+        return "all"
+    if a == "none":
+        return b
+    if b == "none":
+        return a
+    return sorted(set(a) | set(b))
+
+
+def templates_read(interventions: list[str]) -> dict[str, dict]:
+    """What the activation cache must store: the union of what the interventions read."""
+    from genies import interventions as registry
+
+    stored: dict[str, dict] = {}
+    for name in interventions:
+        for template, layers in registry.registry()[name].reads.templates.items():
+            kept = stored.setdefault(template, {"residual": "none", "heads": "none"})
+            for kind in kept:
+                kept[kind] = merge_layers(kept[kind], layers.get(kind, "none"))
+    return stored
+
+
 def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) -> PipelineConfig:
     """Check `config` (filled in place with the schema defaults) and resolve every name in it."""
     check_schema(config, schema_path)
+    check_model_settings(config)
+    if "zero_shot" not in config["interventions"]:
+        raise GeniesError("config: interventions: zero_shot is required (every shift's baseline)")
     raw_dir = config["raw_dir"]
     known = vendored_distributions(raw_dir)
+    models = {
+        name: resolve_model(name, config["model_settings"].get(name, {}))
+        for name in config["models"]
+    }
+    activations = dict(config["activations"])
+    activations.setdefault("templates", templates_read(config["interventions"]))
     return PipelineConfig(
         raw_dir=raw_dir,
         distributions=resolve_distributions(config["distributions"], known),
         shifts=resolve_shifts(config["shifts"], raw_dir, known),
-        models={
-            name: resolve_model(name, config["model_settings"].get(name, {}))
-            for name in config["models"]
-        },
+        models=models,
         interventions=list(config["interventions"]),
+        hyperparameters=resolve_hyperparameters(config, models),
         max_examples=config["max_examples"],
-        activations=dict(config["activations"]),
+        activations=activations,
         bootstrap=dict(config["bootstrap"]),
         seed=config["seed"],
     )

@@ -26,9 +26,14 @@ def mean_with_interval(values: pd.Series, name: str, seed: int, resamples: int, 
 
 
 def genies_summary(tidy: pd.DataFrame, seed: int, resamples: int, level: float) -> pd.DataFrame:
-    genies = tidy[tidy.genies_position > 0]
+    """Means over the GENIES shifts of a tidy per-shift table."""
+    return shift_means(tidy[tidy.genies_position > 0], seed, resamples, level)
+
+
+def shift_means(shifts: pd.DataFrame, seed: int, resamples: int, level: float) -> pd.DataFrame:
+    """Per model and intervention, the mean of each metric over the rows (shifts) given."""
     rows = []
-    for (model, intervention), group in genies.groupby(["model", "intervention"], sort=False):
+    for (model, intervention), group in shifts.groupby(["model", "intervention"], sort=False):
         continuous = group[~group.discretised]
         row = {
             "model": model,

@@ -29,6 +29,7 @@ from genies.data.splits import read_split
 from genies.data.vendored import load_vendored_json, read_manifest
 from genies.errors import GeniesError
 from genies.evaluation import metrics
+from genies.evaluation.shift_metrics import is_discretised, shift_numbers, upstream_table
 from genies.files.tables import write_csv, write_markdown
 from genies.paper.published import ARCHIVE
 
@@ -45,19 +46,6 @@ PAPER_INTERVENTIONS = (
     "ccs",
 )
 NOT_COMPARABLE = {"ccs": "per-response accuracy with an oracle sign, not pairwise accuracy"}
-UPSTREAM_COLUMNS = [
-    "source",
-    "target",
-    "target_reference",
-    "generalization_accuracy",
-    "baseline_accuracy",
-    "baseline_intervention",
-    "target_tuned_capability",
-    "target_tuned_capability_intervention",
-    "source_ID_accuracy",
-    "RMS_calibration_error",
-    "differential_elicitation",
-]
 TIE_RULE = "correct"
 TTC_DIR = "published/target_tuned_capability"
 
@@ -79,11 +67,6 @@ class PublishedEvaluations:
             path = f"evaluations/{intervention}/{run}/{target}.json"
             raise GeniesError(f"{self.archive}:{path}: evaluation file missing")
         return row
-
-
-def is_discretised(probabilities) -> bool:
-    """All probabilities 0 or 1: upstream stored argmax decisions, not probabilities."""
-    return bool(np.isin(np.asarray(probabilities), (0.0, 1.0)).all())
 
 
 def accuracy_of(row) -> float:
@@ -149,41 +132,29 @@ def shift_metrics(ctx, model: str, intervention: str, shift: Shift) -> tuple[dic
         raise GeniesError(
             f"{ctx.raw_dir}/{TTC_DIR}/{model}/{shift.target}.json: target-tuned capability missing"
         )
-    generalization = accuracy_of(target_file)
-    baseline = accuracy_of(baseline_file)
-    capability = ttc["best_intervention_accuracy"]
     p = target_file.probabilities
+    groups = None if p is None else example_groups(ctx.pairs_per_example(shift.target), len(p))
     row = {
         "model": model,
         "intervention": intervention,
         "source": shift.source,
         "target": shift.target,
         "target_reference": shift.target_reference,
-        "generalization_accuracy": generalization,
-        "baseline_accuracy": baseline,
         "baseline_intervention": "zero_shot",
-        "target_tuned_capability": capability,
         "target_tuned_capability_intervention": ttc["best_intervention"],
-        "source_ID_accuracy": accuracy_of(source_file),
-        "RMS_calibration_error": np.nan if p is None else metrics.legacy_rms_calibration_error(p),
-        "differential_elicitation": metrics.differential_elicitation(
-            generalization, baseline, capability
+        **shift_numbers(
+            p,
+            generalization=accuracy_of(target_file),
+            baseline=accuracy_of(baseline_file),
+            source=accuracy_of(source_file),
+            capability=ttc["best_intervention_accuracy"],
+            groups=groups,
+            ties=TIE_RULE,
+            seed=ctx.seed,
+            resamples=ctx.resamples,
         ),
-        "elicitation": metrics.elicitation(generalization, capability),
-        "baseline_elicitation": metrics.elicitation(baseline, capability),
-        "rms_calibration_error": np.nan if p is None else metrics.rms_calibration_error(p),
-        "brier_score": np.nan if p is None else metrics.brier_score(p),
-        "n_pairs": 0 if p is None else len(p),
-        "discretised": p is not None and is_discretised(p),
         "comparable": intervention not in NOT_COMPARABLE,
-        "accuracy_low": np.nan,
-        "accuracy_high": np.nan,
     }
-    if p is not None:
-        groups = example_groups(ctx.pairs_per_example(shift.target), len(p))
-        row["accuracy_low"], row["accuracy_high"] = metrics.accuracy_ci(
-            p, groups=groups, ties=TIE_RULE, seed=ctx.seed, n_resamples=ctx.resamples
-        )
     notes = [
         note
         for file, target in ((target_file, shift.target), (baseline_file, shift.target))
@@ -231,14 +202,6 @@ def recompute(index, registry: ShiftRegistry, raw_dir, splits_dir, seed=0, resam
     return pd.DataFrame(rows), pd.DataFrame(
         notes, columns=["model", "intervention", "shift", "kind", "note"]
     )
-
-
-def upstream_table(tidy: pd.DataFrame, shifts: list[Shift]) -> pd.DataFrame:
-    """Rows in the order of `shifts` (duplicates included, as upstream), upstream columns."""
-    by_name = tidy.set_index(tidy.source + "->" + tidy.target)
-    table = by_name.loc[[s.name for s in shifts], UPSTREAM_COLUMNS].reset_index(drop=True)
-    table["target_reference"] = [s.target_reference for s in shifts]
-    return table
 
 
 def notes_markdown(model: str, intervention: str, notes: pd.DataFrame) -> str:

@@ -1,0 +1,90 @@
+# The GENIES table of the configured models: per-shift metrics per model, then the table and the
+# figures over all models.
+
+
+rule shift_metrics:
+    input:
+        lambda wildcards: needed_evaluations(
+            wildcards.model, CFG.interventions, CFG.shifts
+        ),
+        code=code("genies.evaluation.model_jobs"),
+    output:
+        tidy=shift_metrics_path("{model}"),
+        tables=[
+            generalization_table_path("{model}", intervention, table)
+            for intervention in CFG.interventions
+            for table in ("GENIES", "all")
+        ],
+    log:
+        "logs/shift_metrics/{model}.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        interventions=CFG.interventions,
+        shifts=[shift.name for shift in CFG.shifts],
+        seed=CFG.seed,
+        resamples=CFG.bootstrap["resamples"],
+        raw_dir=RAW,
+    shell:
+        "genies shift-metrics {wildcards.model} --interventions {params.interventions} "
+        "--shifts {params.shifts:q} --seed {params.seed} --resamples {params.resamples} "
+        "--raw-dir {params.raw_dir} 2> {log}"
+
+
+rule genies_table:
+    input:
+        tidy=expand(shift_metrics_path("{model}"), model=CFG.models),
+        models=expand(model_dir("{model}"), model=CFG.models),
+        code=code("genies.evaluation.model_jobs"),
+    output:
+        csv=f"{GENIES_TABLE}.csv",
+        md=f"{GENIES_TABLE}.md",
+        json=f"{GENIES_TABLE}.json",
+        shifts=GENIES_SHIFTS,
+    log:
+        "logs/genies_table.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        config=json.dumps(config, sort_keys=True, separators=(",", ":")),
+    shell:
+        "genies genies-table --tidy {input.tidy} --config '{params.config}' 2> {log}"
+
+
+rule genies_figures:
+    input:
+        tidy=rules.genies_table.input.tidy,
+        code=code("genies.evaluation.model_jobs", "genies.figures"),
+    output:
+        report(
+            directory(FIGURES_DIR),
+            patterns=["{name}.png"],
+            caption="../workflow/report/model_figures.rst",
+            category="GENIES table of the configured models",
+        ),
+    log:
+        "logs/genies_figures.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        seed=CFG.seed,
+        resamples=CFG.bootstrap["resamples"],
+        level=CFG.bootstrap["level"],
+    shell:
+        "genies genies-figures --tidy {input.tidy} --out-dir {output} --seed {params.seed} "
+        "--resamples {params.resamples} --level {params.level} 2> {log}"
+
+
+rule genies:
+    input:
+        rules.genies_table.output,
+        rules.genies_figures.output,

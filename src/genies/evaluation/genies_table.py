@@ -1,0 +1,99 @@
+"""The GENIES table of our models: one row per (model, intervention), means over the GENIES
+shifts of the run (all its shifts if it has none of the benchmark's) with bootstrap intervals
+over shifts, and how many examples stood behind each number.
+
+Beside the CSV and Markdown, a JSON holds the same numbers and what reproduces them: the validated
+config, the seed, each model's weights hash and settings, and the package versions.
+"""
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+
+import pandas as pd
+
+from genies.evaluation.summary import interval_text, shift_means
+from genies.files.atomic import write_text_atomic
+from genies.files.tables import markdown_table, write_csv, write_markdown
+
+INTERVAL_METRICS = ("differential_elicitation", "elicitation", "generalization_accuracy")
+MEAN_METRICS = {
+    "source_id_accuracy": "source_ID_accuracy",
+    "zero_shot_accuracy": "baseline_accuracy",
+    "target_tuned_capability": "target_tuned_capability",
+    "calibration_error": "rms_calibration_error",
+    "legacy_calibration_error": "RMS_calibration_error",
+    "brier_score": "brier_score",
+}
+PACKAGES = ("genies", "torch", "transformers", "numpy", "scikit-learn", "pandas", "snakemake")
+
+
+def table_shifts(tidy: pd.DataFrame) -> pd.DataFrame:
+    """The GENIES rows of the run, or every row if the run has no GENIES shift."""
+    genies = tidy[tidy.genies_position > 0]
+    return genies if len(genies) else tidy
+
+
+def genies_table(
+    tidy: pd.DataFrame, examples_per_split, seed: int, resamples: int, level: float
+) -> pd.DataFrame:
+    rows = table_shifts(tidy)
+    means = shift_means(rows, seed, resamples, level)
+    grouped = rows.groupby(["model", "intervention"], sort=False)
+    table = means[["model", "intervention", "comparable", "shifts"]].copy()
+    for metric in INTERVAL_METRICS:
+        table[[metric, f"{metric}_low", f"{metric}_high"]] = means[
+            [metric, f"{metric}_low", f"{metric}_high"]
+        ]
+    for name, column in MEAN_METRICS.items():
+        table[name] = grouped[column].mean().to_numpy()
+    table["examples_per_split"] = "all" if examples_per_split is None else examples_per_split
+    table["target_pairs"] = grouped.n_pairs.sum().to_numpy()
+    return table
+
+
+def table_markdown(table: pd.DataFrame, level: float) -> str:
+    shown = table[["model", "intervention", "shifts"]].copy()
+    shown["intervention"] = [
+        name if comparable else f"{name} (not comparable)"
+        for name, comparable in zip(table.intervention, table.comparable, strict=True)
+    ]
+    for metric in INTERVAL_METRICS:
+        shown[metric] = [interval_text(row, metric) for _, row in table.iterrows()]
+    for name in ("source_id_accuracy", "calibration_error", "examples_per_split", "target_pairs"):
+        shown[name] = table[name]
+    return (
+        f"Means over the shifts with {level:.0%} bootstrap intervals over shifts. "
+        "Differential elicitation DE = (accuracy - zero-shot accuracy) / target-tuned "
+        "capability; `calibration_error` is the RMS calibration error (both orientations of "
+        "every pair, 10 bins weighted by size); `examples_per_split` is how many examples of "
+        "each split the run used and `target_pairs` the evaluation pairs behind a row.\n\n"
+        + markdown_table(shown)
+    )
+
+
+def package_versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def table_json(table: pd.DataFrame, reproduce: dict) -> str:
+    numbers: dict = {}
+    for row in table.to_dict("records"):
+        numbers.setdefault(row["model"], {})[row["intervention"]] = {
+            key: None if pd.isna(value) else round(float(value), 6)
+            for key, value in row.items()
+            if key not in ("model", "intervention", "comparable", "examples_per_split")
+        }
+    document = {"table": numbers, "reproduce": reproduce | {"packages": package_versions()}}
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def write_genies_table(table: pd.DataFrame, level: float, prefix: str, reproduce: dict) -> None:
+    write_csv(table, f"{prefix}.csv")
+    write_markdown(f"{prefix}.md", "GENIES table", table_markdown(table, level))
+    write_text_atomic(f"{prefix}.json", table_json(table, reproduce))

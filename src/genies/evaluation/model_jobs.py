@@ -1,0 +1,113 @@
+"""The jobs that turn our evaluations into tables: which evaluation files a model's shift table
+needs, the per-shift metrics of one model, and the GENIES table of every configured model. Every
+path comes from genies.paths, which the rules use too."""
+
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+from genies import interventions, paths
+from genies.data.shifts import Shift, load_shifts
+from genies.evaluation.genies_table import genies_table, table_shifts, write_genies_table
+from genies.evaluation.model_tables import BASELINE, model_shift_table, write_upstream_tables
+from genies.evaluation.summary import shift_means
+from genies.files.atomic import write_atomic
+from genies.files.tables import write_csv
+from genies.interventions.jobs import read_evaluation
+
+SHIFT_COLUMNS = [
+    "model",
+    "intervention",
+    "source",
+    "target",
+    "target_reference",
+    "label",
+    "category",
+    "genies_position",
+    "generalization_accuracy",
+    "accuracy_low",
+    "accuracy_high",
+    "source_ID_accuracy",
+    "baseline_accuracy",
+    "target_tuned_capability",
+    "target_tuned_capability_intervention",
+    "elicitation",
+    "differential_elicitation",
+    "rms_calibration_error",
+    "RMS_calibration_error",
+    "brier_score",
+    "n_pairs",
+    "comparable",
+]
+
+
+def evaluation_file(model: str, intervention: str, source: str, distribution: str) -> str:
+    """Where `intervention` fitted on `source` is scored on `distribution`'s test split."""
+    if not interventions.registry()[intervention].trained:
+        source = paths.UNTRAINED_SOURCE
+    return paths.evaluation_path(model, intervention, source, distribution)
+
+
+def needed_evaluations(model: str, methods: list[str], shifts: list[Shift]) -> list[str]:
+    """Every evaluation file a model's shift table reads: each method fitted on the source and
+    scored on the target and the source, fitted and scored on the reference (for the target-tuned
+    capability), and the zero-shot baseline on the target."""
+    needed = set()
+    for shift in shifts:
+        needed.add(evaluation_file(model, BASELINE, shift.source, shift.target))
+        for method in methods:
+            needed |= {
+                evaluation_file(model, method, shift.source, shift.target),
+                evaluation_file(model, method, shift.source, shift.source),
+                evaluation_file(model, method, shift.target_reference, shift.target_reference),
+            }
+    return sorted(needed)
+
+
+def shift_metrics_job(model, methods, shift_names, raw_dir, seed, resamples) -> pd.DataFrame:
+    registry = load_shifts(raw_dir)
+    shifts = [registry.lookup(name) for name in shift_names]
+
+    @cache
+    def evaluations(method: str, source: str, distribution: str) -> pd.DataFrame:
+        return read_evaluation(evaluation_file(model, method, source, distribution))
+
+    comparable = {m: not interventions.registry()[m].not_comparable for m in methods}
+    tidy = model_shift_table(
+        model, methods, shifts, registry, evaluations, comparable, seed, resamples
+    )
+    write_atomic(paths.shift_metrics_path(model), lambda tmp: tidy.to_parquet(tmp, index=False))
+    write_upstream_tables(tidy, shifts, registry, paths.generalization_table_path)
+    return tidy
+
+
+def read_tidy(tidy_paths: list[str]) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(path) for path in tidy_paths], ignore_index=True)
+
+
+def genies_table_job(tidy_paths: list[str], config: dict) -> pd.DataFrame:
+    from genies.models.loading import read_manifest
+
+    tidy = read_tidy(tidy_paths)
+    seed, level = config["seed"], config["bootstrap"]["level"]
+    resamples = config["bootstrap"]["resamples"]
+    table = genies_table(tidy, config["max_examples"], seed, resamples, level)
+    models = {}
+    for model in config["models"]:
+        manifest = read_manifest(Path(paths.model_dir(model)))
+        models[model] = {"weights_sha256": manifest["weights_sha256"], "source": manifest["source"]}
+    write_genies_table(
+        table, level, paths.GENIES_TABLE, {"config": config, "seed": seed, "models": models}
+    )
+    write_csv(tidy[SHIFT_COLUMNS], paths.GENIES_SHIFTS)
+    return table
+
+
+def genies_figures_job(tidy_paths: list[str], out_dir, seed, resamples, level) -> dict:
+    """The figures of our runs, over the same shifts as the GENIES table."""
+    from genies.figures import make_model_figures
+
+    tidy = read_tidy(tidy_paths)
+    summary = shift_means(table_shifts(tidy), seed, resamples, level)
+    return make_model_figures(tidy, summary, out_dir)

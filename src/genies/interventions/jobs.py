@@ -1,0 +1,223 @@
+"""The two generic jobs every intervention runs through: fit on a source's training pairs, and
+evaluate on every pair of a test split. Neither names a method: what to load comes from the
+method's `reads`.
+
+A state is `<name>.safetensors` (tensors, with the facts in its metadata) and `<name>.json` beside
+it: method, hyper-parameters, seed, model and weights hash, the hashes of the data it was fitted
+on, and what the method recorded. An evaluation is a Parquet file with one row per pair
+(`pair_id`, `example_id`, `probability` = P(preferred)) and the same facts in its metadata.
+Evaluating refuses a state fitted by another method, with other hyper-parameters or on another
+base model.
+"""
+
+import json
+import os
+from contextlib import ExitStack
+from dataclasses import replace
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from genies import interventions
+from genies.data.pairs import evaluation_pairs, training_pairs
+from genies.data.vendored import sha256_bytes
+from genies.errors import GeniesError
+from genies.files.atomic import write_atomic, write_text_atomic
+from genies.files.parquet import read_parquet, write_parquet
+from genies.interventions.base import PairData, State
+from genies.paths import state_info_path
+
+EVALUATION_SCHEMA = pa.schema(
+    [("pair_id", pa.string()), ("example_id", pa.string()), ("probability", pa.float64())]
+)
+FACTS_KEY = b"genies"
+
+
+def read_examples(split_path, max_examples: int | None) -> pd.DataFrame:
+    from genies.data.splits import read_split
+
+    split = read_split(split_path)
+    return split if max_examples is None else split.head(max_examples)
+
+
+def file_sha256(path) -> str:
+    return sha256_bytes(Path(path).read_bytes())
+
+
+def model_manifest(model_dir) -> dict:
+    from genies.models.loading import read_manifest
+
+    return read_manifest(Path(model_dir))
+
+
+def load_activations(paths: dict[str, str], split_path, examples: int, manifest: dict) -> dict:
+    """The cache files a method reads, checked against the split and model they must come from."""
+    from genies.models.activations import read_activations
+
+    split_sha256 = file_sha256(split_path)
+    loaded = {}
+    for template, path in paths.items():
+        tensors, metadata = read_activations(path)
+        if metadata.get("split_sha256") != split_sha256 or metadata.get("examples") != examples:
+            raise GeniesError(
+                f"{path}: extracted from another version of {split_path} or another example "
+                f"count ({metadata.get('examples')} vs {examples}); rebuild it"
+            )
+        if metadata.get("weights_sha256") != manifest["weights_sha256"]:
+            raise GeniesError(f"{path}: extracted with other weights than {manifest['name']}")
+        loaded[template] = (tensors, metadata)
+    return loaded
+
+
+def pair_data(method, split_path, pairs, examples, activation_paths, model_dir, settings, stack):
+    """The PairData of a job: the cache files the method reads, and the model if it reads it."""
+    manifest = model_manifest(model_dir)
+    missing = sorted(set(method.reads.templates) - set(activation_paths))
+    if missing:
+        raise GeniesError(f"{method.name} reads templates {missing}: no activation file given")
+    data = PairData(
+        pairs=pairs,
+        activations=load_activations(activation_paths, split_path, len(examples), manifest),
+        settings=settings,
+    )
+    if method.reads.model:
+        from genies.models.devices import claim_device, compute_dtype
+        from genies.models.loading import load_model
+
+        data.device = stack.enter_context(claim_device())
+        dtype = compute_dtype(settings["dtype"], data.device)
+        data.model = load_model(model_dir, data.device, dtype)
+    return data, manifest
+
+
+def facts(method, hyperparameters: dict, seed: int, manifest: dict, data_files: dict) -> dict:
+    return {
+        "intervention": method.name,
+        "hyperparameters": hyperparameters,
+        "seed": seed,
+        "model": manifest["name"],
+        "weights_sha256": manifest["weights_sha256"],
+        "data_sha256": {str(path): file_sha256(path) for path in data_files},
+        "genies_version": version("genies"),
+    }
+
+
+def fit(
+    name: str,
+    hyperparameters: dict,
+    seed: int,
+    split_path,
+    activation_paths: dict[str, str],
+    model_dir,
+    settings: dict,
+    out,
+    max_examples: int | None = None,
+) -> dict:
+    """Fit `name` on one training pair per example of `split_path`; write the state to `out`."""
+    method = interventions.get(name)
+    examples = read_examples(split_path, max_examples)
+    with ExitStack() as stack:
+        data, manifest = pair_data(
+            method,
+            split_path,
+            training_pairs(examples, seed),
+            examples,
+            activation_paths,
+            model_dir,
+            settings,
+            stack,
+        )
+        data.shots = examples
+        state = method.fit(data, hyperparameters, seed)
+    info = facts(method, hyperparameters, seed, manifest, [split_path, *activation_paths.values()])
+    info |= {"pairs": len(data.pairs), "max_examples": max_examples, "fitted": state.info}
+    write_state(out, state, info)
+    return info
+
+
+def write_state(path, state: State, info: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {name: tensor.contiguous() for name, tensor in state.tensors.items()}
+    text = json.dumps(info, indent=2, sort_keys=True) + "\n"
+    # the JSON first: the state file, the job's declared output, appears last and whole
+    write_text_atomic(state_info_path(path), text)
+    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata={"genies": text}))
+
+
+def read_state(path) -> tuple[State, dict]:
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise GeniesError(f"{path}: fitted state not found; build it with snakemake {path}")
+    try:
+        with safe_open(path, framework="pt") as handle:
+            info = json.loads(handle.metadata()["genies"])
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise GeniesError(f"{path}: corrupt or truncated state file ({exc}); delete it") from exc
+    return State(tensors=tensors, info=info["fitted"]), info
+
+
+def check_state(path, info: dict, name: str, hyperparameters: dict, manifest: dict) -> None:
+    expected = {
+        "intervention": name,
+        "hyperparameters": hyperparameters,
+        "weights_sha256": manifest["weights_sha256"],
+    }
+    for key, value in expected.items():
+        if info.get(key) != value:
+            raise GeniesError(
+                f"{path}: fitted with {key} {info.get(key)!r}, but this evaluation uses "
+                f"{value!r}; refit it"
+            )
+
+
+def evaluate(
+    name: str,
+    hyperparameters: dict,
+    seed: int,
+    state_path,
+    split_path,
+    activation_paths: dict[str, str],
+    model_dir,
+    settings: dict,
+    out,
+    max_examples: int | None = None,
+) -> pd.DataFrame:
+    """P(preferred) of every pair of `split_path` by `name` (fitted at `state_path`, or fitted on
+    nothing for an untrained method); written to `out` as Parquet."""
+    method = interventions.get(name)
+    examples = read_examples(split_path, max_examples)
+    pairs = evaluation_pairs(examples)
+    with ExitStack() as stack:
+        data, manifest = pair_data(
+            method, split_path, pairs, examples, activation_paths, model_dir, settings, stack
+        )
+        if method.trained:
+            state, info = read_state(state_path)
+            check_state(state_path, info, name, hyperparameters, manifest)
+        else:
+            state = method.fit(replace(data, pairs=pairs.iloc[:0]), hyperparameters, seed)
+        probability = np.asarray(method.score(data, hyperparameters, state), dtype=float)
+    if probability.shape != (len(pairs),) or not np.all((probability >= 0) & (probability <= 1)):
+        raise GeniesError(
+            f"{name}: score returned {probability.shape} values, some outside [0, 1]; expected "
+            f"{len(pairs)} probabilities"
+        )
+    table = pd.DataFrame(
+        {"pair_id": pairs.pair_id, "example_id": pairs.example_id, "probability": probability}
+    )
+    files = [split_path, *activation_paths.values(), *([state_path] if method.trained else [])]
+    written = facts(method, hyperparameters, seed, manifest, files) | {"pairs": len(pairs)}
+    schema = EVALUATION_SCHEMA.with_metadata({FACTS_KEY: json.dumps(written, sort_keys=True)})
+    write_parquet(pa.Table.from_pandas(table, schema=schema, preserve_index=False), out)
+    return table
+
+
+def read_evaluation(path: str | os.PathLike) -> pd.DataFrame:
+    return read_parquet(path, EVALUATION_SCHEMA, "evaluation file")
