@@ -3,6 +3,7 @@ import yaml
 
 from genies.config import load_config, validate_config
 from genies.errors import GeniesError
+from genies.interventions import registry
 from tests.helpers import REPO, run_genies
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -37,7 +38,7 @@ def test_defaults_are_filled_in():
     [
         (
             {"interventions": ["mms", "rlhf"]},
-            r"config: interventions\[1\]: 'rlhf' is not one of \['zero_shot', ",
+            r"config: interventions\[1\]: 'rlhf' is not one of \['ccs', 'cra', ",
         ),
         ({"shifts": "hardest"}, r"config: shifts: unknown shift set 'hardest'; allowed: genies, "),
         ({"shifts": ["math->nope"]}, r"config: shifts: unknown shift math->nope"),
@@ -53,11 +54,65 @@ def test_defaults_are_filled_in():
         ),
         ({"seeds": 1}, r"'seeds' was unexpected\); allowed keys: raw_dir, "),
         ({"seed": -1}, r"config: seed: -1 is less than the minimum of 0"),
+        (
+            {"hyperparameters": {"mms": {"top_heads": 0}}},
+            r"config: hyperparameters\.mms\.top_heads: 0 is less than the minimum of 1",
+        ),
+        (
+            {"hyperparameters": {"ccs": {"lr": -0.001}}},
+            r"config: hyperparameters\.ccs\.lr: -0\.001 is less than or equal to the minimum",
+        ),
+        (
+            {"hyperparameters": {"mms": {"top_head": 8}}},
+            r"config: hyperparameters\.mms: .*'top_head' was unexpected",
+        ),
+        (
+            {"hyperparameters": {"rlhf": {}}},
+            r"config: hyperparameters: .*'rlhf' was unexpected",
+        ),
+        (
+            {"model_settings": {"smollm2-135m": {"hyperparameters": {"cra": {"alpha": "x"}}}}},
+            r"config: model_settings\.smollm2-135m\.hyperparameters\.cra\.alpha: 'x' is not",
+        ),
+        (
+            {"model_settings": {"smollm2-135M": {"batch_size": 8}}},
+            r"config: model_settings: 'smollm2-135M' is neither in models",
+        ),
+        ({"interventions": ["mms"]}, r"config: interventions: zero_shot is required"),
     ],
 )
 def test_bad_config_names_the_key_and_the_allowed_values(config, message):
     with pytest.raises(GeniesError, match=message):
         validate(config)
+
+
+def test_hyperparameters_resolve_defaults_then_config_then_model_overrides():
+    resolved = validate(
+        {
+            "models": ["smollm2-135m", "tiny-llama"],
+            "interventions": ["zero_shot", "mms", "cra"],
+            "hyperparameters": {"mms": {"top_heads": 8}},
+            "model_settings": {"tiny-llama": {"hyperparameters": {"mms": {"top_heads": 2}}}},
+        }
+    )
+    assert resolved.hyperparameters["smollm2-135m"]["mms"]["top_heads"] == 8
+    assert resolved.hyperparameters["tiny-llama"]["mms"]["top_heads"] == 2
+    # a key nobody set keeps the method's default, for every model
+    defaults = {name: spec["default"] for name, spec in registry()["cra"].hyperparameters.items()}
+    assert resolved.hyperparameters["tiny-llama"]["cra"] == defaults
+
+
+def test_cache_templates_are_what_the_configured_methods_read():
+    only_mms = validate({"interventions": ["zero_shot", "mms"]}).activations["templates"]
+    assert only_mms == {"raw": {"residual": "none", "heads": "all"}}
+    no_cache = validate({"interventions": ["zero_shot", "random"]}).activations["templates"]
+    assert no_cache == {}
+    both = validate({"interventions": ["zero_shot", "mms", "lat_stim_1"]})
+    assert both.activations["templates"]["raw"]["heads"] == "all"
+    assert both.activations["templates"]["raw"]["residual"] != "none"
+    # an explicit choice wins
+    explicit = {"raw": {"residual": [1], "heads": "none"}}
+    assert validate({"activations": {"templates": explicit}}).activations["templates"] == explicit
 
 
 def test_check_config_command(tmp_path):

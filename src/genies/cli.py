@@ -210,6 +210,28 @@ def cmd_vendor(args) -> None:
     print(f"vendored {len(manifest)} files into {args.raw_dir}")
 
 
+def cmd_add_distribution(args) -> None:
+    from genies.data.user_data import add_distribution
+
+    name = add_distribution(args.folder, args.raw_dir, args.name)
+    print(f"added distribution {name} to {args.raw_dir}")
+
+
+def cmd_add_shift(args) -> None:
+    from genies.data.user_data import add_shift
+
+    add_shift(
+        args.raw_dir,
+        args.source,
+        args.target,
+        args.label,
+        args.category,
+        args.target_reference,
+        args.genies,
+    )
+    print(f"added shift {args.source}->{args.target} ({args.label}/{args.category})")
+
+
 def cmd_check_config(args) -> None:
     from genies.config import load_config
 
@@ -341,6 +363,20 @@ def parser() -> argparse.ArgumentParser:
 
     sub = command("vendor", cmd_vendor, "copy the upstream data and shift files into data/raw")
     sub.add_argument("upstream", help="the genies-upstream folder")
+    sub.add_argument("--raw-dir", default=RAW_DIR)
+
+    sub = command("add-distribution", cmd_add_distribution, "vendor a distribution of your own")
+    sub.add_argument("folder", help="a folder with train.json, test.json (and metadata.json)")
+    sub.add_argument("--name", default=None, help="its name (default: the folder's)")
+    sub.add_argument("--raw-dir", default=RAW_DIR)
+
+    sub = command("add-shift", cmd_add_shift, "register a source -> target shift of your own")
+    sub.add_argument("source")
+    sub.add_argument("target")
+    sub.add_argument("--label", required=True, help="extreme or probing")
+    sub.add_argument("--category", required=True, help="its category file, e.g. skill")
+    sub.add_argument("--target-reference", default=None, help="default: the target")
+    sub.add_argument("--genies", action="store_true", help="also add it to the GENIES set")
     sub.add_argument("--raw-dir", default=RAW_DIR)
 
     sub = command("check-config", cmd_check_config, "validate a config file against the schema")

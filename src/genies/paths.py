@@ -23,7 +23,7 @@ def activation_path(model: str, template: str, distribution: str, split: str) ->
 
 def state_path(model: str, intervention: str, source: str) -> str:
     """A method fitted on `source`'s training pairs: safetensors, with a JSON beside it."""
-    return f"models/interventions/{model}/{intervention}/{source}.safetensors"
+    return f"results/interventions/{model}/{intervention}/{source}.safetensors"
 
 
 def state_info_path(path: str) -> str:
