@@ -1,0 +1,160 @@
+"""The GENIES table through real Snakemake runs on tiny-llama: config/test.yaml end to end, twice
+with the same bytes, and a user-added distribution family whose answer is known."""
+
+import json
+import random
+import shutil
+
+import pandas as pd
+import pytest
+
+from genies.config import load_config
+from tests.helpers import REPO, run_genies, run_snakemake
+
+TEST_CONFIG = ("--configfile", "config/test.yaml")
+TABLE_COLUMNS = [
+    "model",
+    "intervention",
+    "shifts",
+    "differential_elicitation",
+    "differential_elicitation_low",
+    "differential_elicitation_high",
+    "elicitation",
+    "generalization_accuracy",
+    "source_id_accuracy",
+    "calibration_error",
+    "examples_per_split",
+    "target_pairs",
+]
+OUTPUTS = [
+    "results/genies_table.csv",
+    "results/genies_table.md",
+    "results/genies_table.json",
+    "results/genies_shifts.csv",
+    "results/generalization_metrics/tiny-llama/mms/GENIES.csv",
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """config/test.yaml's GENIES table built in a copy of the workflow."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("first"))
+    result = run_snakemake(workdir, "genies", *TEST_CONFIG)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def copy_workflow(workdir):
+    for name in ("Snakefile", "environment.yml", "rules", "workflow", "config", "src", "data/raw"):
+        source = REPO / name
+        copy = shutil.copytree if source.is_dir() else shutil.copy
+        copy(source, workdir / name)
+    return workdir
+
+
+def test_the_table_has_a_row_per_intervention_and_the_promised_columns(built):
+    table = pd.read_csv(built / "results/genies_table.csv")
+    configured = load_config(REPO / "config/test.yaml").interventions
+    assert list(table.intervention) == configured and set(table.model) == {"tiny-llama"}
+    assert set(TABLE_COLUMNS) <= set(table.columns)
+    assert (table.shifts == 1).all() and (table.examples_per_split == 12).all()
+    zero_shot = table.set_index("intervention").loc["zero_shot"]
+    assert zero_shot.differential_elicitation == 0  # its own baseline, by definition
+    document = json.loads((built / "results/genies_table.json").read_text())
+    assert document["reproduce"]["seed"] == 0
+    manifest = json.loads((built / "models/tiny-llama/genies_model.json").read_text())
+    assert (
+        document["reproduce"]["models"]["tiny-llama"]["weights_sha256"]
+        == (manifest["weights_sha256"])
+    )
+    assert document["table"]["tiny-llama"]["mms"]["generalization_accuracy"] == pytest.approx(
+        table.set_index("intervention").loc["mms", "generalization_accuracy"], abs=1e-6
+    )
+    figures = sorted(p.name for p in (built / "results/figures").iterdir())
+    assert "genies_de.png" in figures and "heatmap_tiny-llama.png" in figures
+
+
+def test_every_intervention_state_records_what_reproduces_it(built):
+    for path in (built / "results/interventions/tiny-llama").rglob("*.json"):
+        info = json.loads(path.read_text())
+        assert info["seed"] == 0 and info["model"] == "tiny-llama"
+        assert (
+            info["hyperparameters"]
+            == load_config(REPO / "config/test.yaml").hyperparameters["tiny-llama"][
+                info["intervention"]
+            ]
+        )
+        assert info["data_sha256"] and info["weights_sha256"]
+
+
+def test_the_same_config_gives_the_same_bytes(built, tmp_path):
+    again = copy_workflow(tmp_path)
+    result = run_snakemake(again, "genies", *TEST_CONFIG)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for output in OUTPUTS:
+        assert (again / output).read_bytes() == (built / output).read_bytes(), output
+
+
+def test_changing_one_hyperparameter_reruns_only_that_method(built):
+    result = run_snakemake(
+        built, "genies", *TEST_CONFIG, "--config", "hyperparameters={mms: {top_heads: 2}}", "-n"
+    )
+    assert result.returncode == 0, result.stderr
+    jobs = [line for line in result.stdout.splitlines() if line.startswith("    output: ")]
+    rerun = {line.split("/")[3] for line in jobs if "results/interventions/" in line}
+    rerun |= {line.split("/")[3] for line in jobs if "results/evaluations/" in line}
+    assert rerun == {"mms"}
+
+
+def marker_records(count: int, seed: int, marked: str) -> list[dict]:
+    """Examples whose `marked` response ("preferred" or "dispreferred") ends in a marker word,
+    the other in a full stop: the last token tells them apart."""
+    rng = random.Random(seed)
+    words = ["apple", "river", "stone", "cloud", "green", "seven", "table", "light", "music"]
+    records = []
+    for index in range(count):
+        prompt = f"Item {seed}-{index}: " + " ".join(rng.choices(words, k=6)) + "\n\nAnswer:\n"
+        first, second = (" ".join(rng.choices(words, k=4)) for _ in range(2))
+        marker, plain = f"{first} zzzz", f"{second}."
+        preferred, other = (marker, plain) if marked == "preferred" else (plain, marker)
+        records.append({"prompt": prompt, "responses": {preferred: 1.0, other: 0.0}})
+    return records
+
+
+def test_a_user_added_family_with_a_known_answer_shows_the_expected_pattern(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    family = {"marker_src": ("preferred", 1), "marker_tgt": ("preferred", 2)}
+    family["marker_flip"] = ("dispreferred", 3)
+    for name, (marked, seed) in family.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        for split, count in (("train", 40), ("test", 30)):
+            records = marker_records(count, seed * 10 + len(split), marked)
+            (folder / f"{split}.json").write_text(json.dumps(records))
+        added = run_genies("add-distribution", str(folder), cwd=workdir)
+        assert added.returncode == 0, added.stderr
+    for target in ("marker_tgt", "marker_flip"):
+        command = ("add-shift", "marker_src", target, "--label", "extreme", "--category", "x")
+        added = run_genies(*command, cwd=workdir)
+        assert added.returncode == 0, added.stderr
+    methods = ["zero_shot", "mms", "lat_stim_1", "probe", "random"]
+    config = {
+        "distributions": list(family),
+        "shifts": ["marker_src->marker_tgt", "marker_src->marker_flip"],
+        "models": ["tiny-llama"],
+        "interventions": methods,
+        "max_examples": None,
+    }
+    (workdir / "config/markers.yaml").write_text(json.dumps(config))
+    result = run_snakemake(workdir, "genies", "--configfile", "config/markers.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    shifts = pd.read_csv(workdir / "results/genies_shifts.csv").set_index(
+        ["intervention", "target"]
+    )
+    for method in ("mms", "lat_stim_1", "probe"):
+        # the marker is seen in distribution and where it is kept, and misleads where it moved
+        assert shifts.loc[(method, "marker_tgt"), "source_ID_accuracy"] >= 0.9, method
+        assert shifts.loc[(method, "marker_tgt"), "generalization_accuracy"] >= 0.9, method
+        assert shifts.loc[(method, "marker_flip"), "generalization_accuracy"] <= 0.1, method
+    chance = shifts.loc[("random", "marker_tgt")]
+    assert chance.accuracy_low <= 0.5 <= chance.accuracy_high
