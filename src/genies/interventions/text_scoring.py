@@ -1,0 +1,169 @@
+"""How the methods that read the model itself (zero_shot, few_shot) score a text: the summed
+log-likelihood of the response and EOS given the prompt,
+
+    score = sum over t in response + EOS of log p(token_t | tokens before t),
+
+and a pair's P(preferred) is the softmax of its two responses' scores, i.e.
+sigmoid(score_chosen - score_rejected).
+
+Tokenisation, the same for both methods and recorded in their State.info under "tokenisation":
+- prompt and response are tokenised separately, without special tokens, and concatenated, then
+  EOS is appended (as upstream, SPEC §4.0), so the response's tokens are exactly its own whatever
+  the tokenizer would have merged across the join;
+- BOS is prepended when the tokenizer adds it by default (the manifest's `tokenizer.adds_bos`:
+  tiny-llama yes, SmolLM2 no). Upstream never prepended it on this path.
+- A text longer than the model's context (`max_position_embeddings`) loses the start of its
+  prompt; a response that does not fit even alone loses its end, EOS included. BOS always stays.
+
+Computation: each distinct (prompt, response) text once, sorted by length, in batches of the
+model's `batch_size` (how, never what: a row's score does not depend on its batch mates),
+right-padded with positions counting real tokens. The decoder runs on the batch; the LM head only
+on the hidden states that predict a response token (no vocabulary logits for prompt tokens),
+log-softmax in float32, sums in float64.
+"""
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from genies.errors import GeniesError
+from genies.interventions.base import PairData
+from genies.models.activations import length_sorted_batches, pad_batch
+
+
+@dataclass(frozen=True)
+class Tokenisation:
+    bos_id: int | None  # prepended to every text, or None
+    eos_id: int
+    context: int  # the most tokens a text may have
+
+    def info(self) -> dict:
+        return {
+            "bos": self.bos_id is not None,
+            "join": "separate",
+            "eos": True,
+            "context": self.context,
+        }
+
+
+def tokenisation(loaded) -> Tokenisation:
+    """The tokenisation of texts for the loaded model (genies.models.loading.LoadedModel)."""
+    if loaded is None:
+        raise GeniesError("scoring texts needs the model, but PairData.model is None")
+    name, tokenizer = loaded.manifest["name"], loaded.tokenizer
+    adds_bos = loaded.manifest.get("tokenizer", {}).get("adds_bos")
+    if adds_bos is None:
+        raise GeniesError(
+            f"model {name}: the manifest lacks tokenizer.adds_bos; materialise the model again"
+        )
+    if tokenizer.eos_token_id is None:
+        raise GeniesError(f"model {name}: the tokenizer has no EOS token")
+    return Tokenisation(
+        bos_id=tokenizer.bos_token_id if adds_bos else None,
+        eos_id=tokenizer.eos_token_id,
+        context=loaded.model.config.max_position_embeddings,
+    )
+
+
+def fit_context(
+    head: list[int], prompt: list[int], response: list[int], context: int
+) -> tuple[list[int], list[int]]:
+    """(head + prompt, response) cut to `context` tokens in all: the prompt loses its start; a
+    response too long even alone loses its end. The head (BOS) stays, and without one a prompt
+    token stays, since something must predict the response's first token."""
+    response = response[: context - len(head) - (0 if head else 1)]
+    kept = min(len(prompt), context - len(head) - len(response))
+    return head + prompt[len(prompt) - kept :], response
+
+
+def encode(
+    tokenizer, spec: Tokenisation, prompts: list[str], responses: list[str]
+) -> list[tuple[list[int], list[int]]]:
+    """(prefix ids, response ids + EOS) of each text, fitted into the context."""
+    if not prompts:
+        return []
+    prompt_ids = tokenizer(prompts, add_special_tokens=False, verbose=False)["input_ids"]
+    response_ids = tokenizer(responses, add_special_tokens=False, verbose=False)["input_ids"]
+    head = [] if spec.bos_id is None else [spec.bos_id]
+    rows, cut_prompts, cut_responses = [], 0, 0
+    for prompt, response in zip(prompt_ids, response_ids, strict=True):
+        prefix, kept = fit_context(head, prompt, [*response, spec.eos_id], spec.context)
+        if not prefix:
+            raise GeniesError(
+                "a prompt tokenises to nothing and the tokenizer adds no BOS: "
+                "nothing predicts its response's first token"
+            )
+        cut_prompts += len(prefix) < len(head) + len(prompt)
+        cut_responses += len(kept) <= len(response)
+        rows.append((prefix, kept))
+    if cut_prompts or cut_responses:
+        print(
+            f"text scoring: {cut_prompts} of {len(rows)} texts lost the start of their prompt, "
+            f"{cut_responses} the end of their response, to fit the context of "
+            f"{spec.context} tokens",
+            file=sys.stderr,
+        )
+    return rows
+
+
+@torch.inference_mode()
+def log_likelihoods(
+    model, rows: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int, device
+) -> np.ndarray:
+    """Summed log-probability of each row's response ids given its prefix ids, in row order."""
+    ids = [prefix + response for prefix, response in rows]
+    scores = np.empty(len(rows))
+    for batch in length_sorted_batches([len(row) for row in ids], batch_size):
+        input_ids, mask, positions, _ = pad_batch([ids[i] for i in batch], pad_id, "right", device)
+        hidden = model.model(
+            input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=False
+        ).last_hidden_state
+        # the hidden state at position t predicts token t + 1: a response starting at position s
+        # with n tokens is predicted from positions s - 1 .. s + n - 2
+        starts = [(len(rows[i][0]), len(rows[i][1])) for i in batch]
+        row = torch.cat([torch.full((n,), j) for j, (_, n) in enumerate(starts)])
+        column = torch.cat([torch.arange(s - 1, s + n - 1) for s, n in starts])
+        row, column = torch.stack((row, column)).to(device)
+        logits = model.lm_head(hidden[row, column]).float()
+        targets = input_ids[row, column + 1]
+        token_scores = logits.log_softmax(dim=-1).gather(1, targets[:, None])[:, 0]
+        sums = torch.zeros(len(batch), dtype=torch.float64, device=token_scores.device)
+        sums.index_add_(0, row, token_scores.double())
+        scores[batch] = sums.cpu().numpy()
+    return scores
+
+
+def response_log_likelihoods(
+    loaded, spec: Tokenisation, prompts: list[str], responses: list[str], batch_size: int, device
+) -> np.ndarray:
+    """The score of each (prompt, response) text (see the module docstring), in order."""
+    rows = encode(loaded.tokenizer, spec, prompts, responses)
+    return log_likelihoods(loaded.model, rows, loaded.tokenizer.pad_token_id, batch_size, device)
+
+
+def pair_probabilities(data: PairData, prompts: list[str], recorded: dict) -> np.ndarray:
+    """P(chosen) of each pair of `data`, with `prompts` (one per pair) in place of its prompts.
+
+    `recorded` is the tokenisation the method's state was fitted with; it must be the model's."""
+    spec = tokenisation(data.model)
+    if spec.info() != recorded:
+        raise GeniesError(
+            f"model {data.model.manifest['name']}: tokenisation {spec.info()} differs from "
+            f"{recorded} recorded when the method was fitted; fit it again"
+        )
+    texts = list(zip(prompts * 2, [*data.pairs.chosen, *data.pairs.rejected], strict=True))
+    # a preferred response appears in every pair of its example: score each text once
+    unique: dict[tuple[str, str], int] = {}
+    codes = [unique.setdefault(text, len(unique)) for text in texts]
+    scores = response_log_likelihoods(
+        data.model,
+        spec,
+        [prompt for prompt, _ in unique],
+        [response for _, response in unique],
+        data.settings["batch_size"],
+        data.device,
+    )[codes]
+    difference = scores[: len(data.pairs)] - scores[len(data.pairs) :]
+    return 0.5 * (1.0 + np.tanh(difference / 2))  # sigmoid, without overflow for large |x|
