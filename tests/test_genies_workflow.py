@@ -96,9 +96,8 @@ def test_the_same_config_gives_the_same_bytes(built, tmp_path):
 
 
 def test_changing_one_hyperparameter_reruns_only_that_method(built):
-    result = run_snakemake(
-        built, "genies", *TEST_CONFIG, "--config", "hyperparameters={mms: {top_heads: 2}}", "-n"
-    )
+    (built / "config/fewer_heads.yaml").write_text("hyperparameters: {mms: {top_heads: 2}}\n")
+    result = run_snakemake(built, "genies", *TEST_CONFIG, "config/fewer_heads.yaml", "-n")
     assert result.returncode == 0, result.stderr
     jobs = [line for line in result.stdout.splitlines() if line.startswith("    output: ")]
     rerun = {line.split("/")[3] for line in jobs if "results/interventions/" in line}

