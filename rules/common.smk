@@ -6,6 +6,7 @@ from genies.code_inputs import library_files
 from genies.config import validate_config
 from genies.evaluation.model_jobs import needed_evaluations
 from genies.paths import (
+    activation_sidecar_path,
     FIGURES_DIR,
     GENIES_SHIFTS,
     GENIES_TABLE,
@@ -20,7 +21,7 @@ from genies.paths import (
     state_path,
 )
 from genies.paper.tables import PAPER_MODELS, TTC_DIR
-from genies.data.shifts import load_shifts
+from genies.data.shifts import load_shifts, splits_read
 from genies.data.vendored import SPLITS, vendored_distributions
 
 # Fails here, before any job, on a bad key or an unknown name (with the allowed values).
@@ -60,22 +61,7 @@ PAPER_FIGURES = {
 }
 
 
-def activation_splits(shifts):
-    """(distribution, split) pairs the interventions of `shifts` read: the source's splits (to
-    train and to measure in-distribution), the target's test split, the reference's splits.
-    """
-    pairs = set()
-    for shift in shifts:
-        pairs |= {
-            (shift.source, "train"),
-            (shift.source, "test"),
-            (shift.target, "test"),
-        }
-        pairs |= {(shift.target_reference, "train"), (shift.target_reference, "test")}
-    return sorted(pairs)
-
-
-ACTIVATION_SPLITS = activation_splits(CFG.shifts)
+ACTIVATION_SPLITS = splits_read(CFG.shifts)
 TEMPLATES = list(CFG.activations["templates"])
 
 

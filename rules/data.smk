@@ -3,7 +3,7 @@ rule split:
         raw=f"{RAW}/distributions/{{distribution}}/{{split}}.json.xz",
         code=code("genies.data.splits"),
     output:
-        "data/splits/{distribution}/{split}.parquet",
+        split_path("{distribution}", "{split}"),
     log:
         "logs/splits/{distribution}/{split}.log",
     conda:
@@ -22,7 +22,7 @@ rule split:
 rule splits:
     input:
         expand(
-            "data/splits/{distribution}/{split}.parquet",
+            split_path("{distribution}", "{split}"),
             distribution=CFG.distributions,
             split=SPLITS,
         ),

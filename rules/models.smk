@@ -6,7 +6,7 @@ rule materialise_model:
     input:
         code=code("genies.models.loading"),
     output:
-        directory("models/{model}"),
+        directory(model_dir("{model}")),
     log:
         "logs/models/{model}.log",
     conda:
@@ -24,22 +24,22 @@ rule materialise_model:
 # One job per split writes the files of every template: the model loads once.
 rule extract_activations:
     input:
-        model="models/{model}",
-        split="data/splits/{distribution}/{split}.parquet",
+        model=model_dir("{model}"),
+        split=split_path("{distribution}", "{split}"),
         code=code(
             "genies.models.activations",
             "genies.models.loading",
             "genies.models.devices",
         ),
     output:
-        tensors=expand(
-            "results/activations/{{model}}/{template}/{{distribution}}/{{split}}.safetensors",
-            template=TEMPLATES,
-        ),
-        sidecars=expand(
-            "results/activations/{{model}}/{template}/{{distribution}}/{{split}}.json",
-            template=TEMPLATES,
-        ),
+        tensors=[
+            activation_path("{model}", template, "{distribution}", "{split}")
+            for template in TEMPLATES
+        ],
+        sidecars=[
+            activation_sidecar_path("{model}", template, "{distribution}", "{split}")
+            for template in TEMPLATES
+        ],
     log:
         "logs/activations/{model}/{distribution}/{split}.log",
     conda:
@@ -61,7 +61,7 @@ rule extract_activations:
 rule activations:
     input:
         [
-            f"results/activations/{model}/{template}/{distribution}/{split}.safetensors"
+            activation_path(model, template, distribution, split)
             for model in CFG.models
             for template in TEMPLATES
             for distribution, split in ACTIVATION_SPLITS

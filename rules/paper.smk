@@ -23,7 +23,7 @@ rule published_evaluations:
 rule paper_tables:
     input:
         index=rules.published_evaluations.output,
-        splits=expand("data/splits/{target}/test.parquet", target=PAPER_TARGETS),
+        splits=[split_path(target, "test") for target in PAPER_TARGETS],
         ttc=TTC_FILES,
         code=code("genies.paper.tables", "genies.paper.published"),
     output:

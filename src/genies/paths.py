@@ -21,6 +21,12 @@ def activation_path(model: str, template: str, distribution: str, split: str) ->
     return f"results/activations/{model}/{template}/{distribution}/{split}.safetensors"
 
 
+def activation_sidecar_path(model: str, template: str, distribution: str, split: str) -> str:
+    return str(
+        PurePosixPath(activation_path(model, template, distribution, split)).with_suffix(".json")
+    )
+
+
 def state_path(model: str, intervention: str, source: str) -> str:
     """A method fitted on `source`'s training pairs: safetensors, with a JSON beside it."""
     return f"results/interventions/{model}/{intervention}/{source}.safetensors"

@@ -140,3 +140,14 @@ def load_shifts(raw_dir: str | os.PathLike = "data/raw") -> ShiftRegistry:
     rows = [make(row, all_path) for row in spec_rows(raw_dir, all_path)]
     genies = [make(row, genies_path) for row in spec_rows(raw_dir, genies_path)]
     return ShiftRegistry(rows, genies)
+
+
+def splits_read(shifts: list[Shift]) -> list[tuple[str, str]]:
+    """(distribution, split) pairs an evaluation of `shifts` reads: the source's splits (to fit,
+    and to measure in-distribution accuracy), the target's test split, the reference's splits
+    (to fit and measure the target-tuned capability)."""
+    pairs = set()
+    for shift in shifts:
+        pairs |= {(shift.source, "train"), (shift.source, "test"), (shift.target, "test")}
+        pairs |= {(shift.target_reference, "train"), (shift.target_reference, "test")}
+    return sorted(pairs)
