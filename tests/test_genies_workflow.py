@@ -157,3 +157,19 @@ def test_a_user_added_family_with_a_known_answer_shows_the_expected_pattern(tmp_
         assert shifts.loc[(method, "marker_flip"), "generalization_accuracy"] <= 0.1, method
     chance = shifts.loc[("random", "marker_tgt")]
     assert chance.accuracy_low <= 0.5 <= chance.accuracy_high
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("hyperparameters: {cra: {top_heads: 0}}", "hyperparameters.cra.top_heads: 0 is less"),
+        ("interventions: [zero_shot, rlhf]", "interventions[1]: 'rlhf' is not one of"),
+    ],
+)
+def test_bad_hyperparameters_and_unknown_methods_fail_before_any_job(tmp_path, override, message):
+    workdir = copy_workflow(tmp_path)
+    (workdir / "config/bad.yaml").write_text(override + "\n")
+    result = run_snakemake(workdir, "genies", *TEST_CONFIG, "config/bad.yaml")
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (workdir / "data/splits").exists() and not (workdir / "results").exists()
