@@ -21,7 +21,7 @@ from genies.paths import (
     state_path,
 )
 from genies.paper.tables import PAPER_MODELS, TTC_DIR
-from genies.data.shifts import load_shifts, splits_read
+from genies.data.shifts import SHIFTS_DIR, load_shifts, splits_read
 from genies.data.vendored import SPLITS, vendored_distributions
 
 # Fails here, before any job, on a bad key or an unknown name (with the allowed values).
@@ -35,11 +35,18 @@ RAW = CFG.raw_dir
 ALL_SHIFTS = load_shifts(RAW)
 PAPER_TARGETS = sorted({shift.target for shift in ALL_SHIFTS.distinct})
 TTC_FILES = sorted(str(path) for path in Path(RAW, TTC_DIR).rglob("*.json"))
+# The shift specifications: a changed label, category or reference reruns the shift tables.
+SHIFT_SPECS = sorted(str(path) for path in Path(RAW, SHIFTS_DIR).rglob("*.json"))
 
 
 def code(*modules):
     """The library files a job runs (derived from imports), as inputs: editing one reruns it."""
     return library_files("src", *modules)
+
+
+def raw_dir_of(shift_spec):
+    """data/raw, from the path of one of its shift specifications."""
+    return next(p.parent for p in Path(shift_spec).parents if p.name == SHIFTS_DIR)
 
 
 def paper_figure(name, caption):
@@ -112,13 +119,20 @@ def cache_arguments(wildcards, input):
     )
 
 
+def model_settings_read(wildcards):
+    """The model's settings for methods that run it; none for methods that read the cache, so
+    that a batch size or dtype change does not rerun them."""
+    method = interventions.registry()[wildcards.intervention]
+    return CFG.models[wildcards.model] if method.reads.model else {}
+
+
 # Params that are functions of the wildcards alone: Snakemake records those and reruns a job
 # when they change (a param computed from input or output is not tracked).
 INTERVENTION_PARAMS = {
     "hyperparameters": lambda wildcards: json.dumps(
         CFG.hyperparameters[wildcards.model][wildcards.intervention]
     ),
-    "settings": lambda wildcards: json.dumps(CFG.models[wildcards.model]),
+    "settings": lambda wildcards: json.dumps(model_settings_read(wildcards)),
     "examples": f"--max-examples {CFG.max_examples}" if CFG.max_examples else "",
     "seed": CFG.seed,
     "activations": cache_arguments,

@@ -7,6 +7,7 @@ rule shift_metrics:
         lambda wildcards: needed_evaluations(
             wildcards.model, CFG.interventions, CFG.shifts
         ),
+        shift_specs=SHIFT_SPECS,
         code=code("genies.evaluation.model_jobs"),
     output:
         tidy=shift_metrics_path("{model}"),
@@ -27,11 +28,13 @@ rule shift_metrics:
         shifts=[shift.name for shift in CFG.shifts],
         seed=CFG.seed,
         resamples=CFG.bootstrap["resamples"],
-        raw_dir=RAW,
+        level=CFG.bootstrap["level"],
+        # data/raw, inferred from the input so that the path travels with it
+        raw_dir=lambda wildcards, input: raw_dir_of(input.shift_specs[0]),
     shell:
         "genies shift-metrics {wildcards.model} --interventions {params.interventions} "
         "--shifts {params.shifts:q} --seed {params.seed} --resamples {params.resamples} "
-        "--raw-dir {params.raw_dir} 2> {log}"
+        "--level {params.level} --raw-dir {params.raw_dir} 2> {log}"
 
 
 rule genies_table:
@@ -60,7 +63,7 @@ rule genies_table:
 rule genies_figures:
     input:
         tidy=rules.genies_table.input.tidy,
-        code=code("genies.evaluation.model_jobs", "genies.figures"),
+        code=code("genies.evaluation.figures_job"),
     output:
         report(
             directory(FIGURES_DIR),

@@ -44,11 +44,12 @@ rule paper_tables:
         splits_dir=lambda wildcards, input: Path(input.splits[0]).parents[1],
         seed=CFG.seed,
         resamples=CFG.bootstrap["resamples"],
+        level=CFG.bootstrap["level"],
     shell:
         "genies paper-tables --index {input.index} --raw-dir {params.raw_dir} "
         "--splits-dir {params.splits_dir} --out-dir {output.tables} --tidy {output.tidy} "
         "--notes {output.notes} --ttc {output.ttc} --seed {params.seed} "
-        "--resamples {params.resamples} 2> {log}"
+        "--resamples {params.resamples} --level {params.level} 2> {log}"
 
 
 rule paper_summary:

@@ -110,9 +110,32 @@ def test_cache_templates_are_what_the_configured_methods_read():
     both = validate({"interventions": ["zero_shot", "mms", "lat_stim_1"]})
     assert both.activations["templates"]["raw"]["heads"] == "all"
     assert both.activations["templates"]["raw"]["residual"] != "none"
-    # an explicit choice wins
-    explicit = {"raw": {"residual": [1], "heads": "none"}}
-    assert validate({"activations": {"templates": explicit}}).activations["templates"] == explicit
+    # an explicit choice wins, if it keeps what the methods read
+    explicit = {"raw": {"residual": "all", "heads": "all"}, "yes": {"residual": [1], "heads": [0]}}
+    chosen = validate(
+        {"interventions": ["zero_shot", "mms"], "activations": {"templates": explicit}}
+    )
+    assert chosen.activations["templates"] == explicit
+    short = {"raw": {"residual": "all", "heads": [0]}}
+    with pytest.raises(GeniesError, match=r"templates\.raw\.heads: keeps \[0\], but the .* 'all'"):
+        validate({"interventions": ["zero_shot", "mms"], "activations": {"templates": short}})
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"max_examples": 3}, r"max_examples: 3 is too few for cra on smollm2-135m .* at least 4"),
+        ({"max_examples": 4}, r"max_examples: 4 is too few for few_shot .* at least 5"),
+        (
+            {"max_examples": 5, "hyperparameters": {"few_shot": {"shots": 5}}},
+            r"max_examples: 5 is too few for few_shot .* at least 6",
+        ),
+    ],
+)
+def test_too_few_examples_for_a_method_are_refused(config, message):
+    with pytest.raises(GeniesError, match=message):
+        validate(config)
+    validate({**config, "max_examples": 10})
 
 
 def test_check_config_command(tmp_path):

@@ -66,7 +66,7 @@ def cmd_paper_tables(args) -> None:
 
     index, registry = read_index(args.index), load_shifts(args.raw_dir)
     tidy, notes = recompute(
-        index, registry, args.raw_dir, args.splits_dir, args.seed, args.resamples
+        index, registry, args.raw_dir, args.splits_dir, args.seed, args.resamples, args.level
     )
     write_tables(tidy, notes, registry, args.out_dir)
     write_atomic(args.tidy, lambda tmp: tidy.to_parquet(tmp, index=False))
@@ -183,9 +183,8 @@ def cmd_evaluate(args) -> None:
 def cmd_shift_metrics(args) -> None:
     from genies.evaluation.model_jobs import shift_metrics_job
 
-    tidy = shift_metrics_job(
-        args.model, args.interventions, args.shifts, args.raw_dir, args.seed, args.resamples
-    )
+    bootstrap = {"seed": args.seed, "resamples": args.resamples, "level": args.level}
+    tidy = shift_metrics_job(args.model, args.interventions, args.shifts, args.raw_dir, bootstrap)
     print(f"wrote the shift metrics of {args.model}: {len(tidy)} rows", file=sys.stderr)
 
 
@@ -197,7 +196,7 @@ def cmd_genies_table(args) -> None:
 
 
 def cmd_genies_figures(args) -> None:
-    from genies.evaluation.model_jobs import genies_figures_job
+    from genies.evaluation.figures_job import genies_figures_job
 
     written = genies_figures_job(args.tidy, args.out_dir, args.seed, args.resamples, args.level)
     print(f"wrote {len(written)} figures into {args.out_dir}", file=sys.stderr)
@@ -288,6 +287,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--splits-dir", default="data/splits")
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--resamples", type=int, default=2000)
+    sub.add_argument("--level", type=float, default=0.95)
     sub.add_argument("--raw-dir", default=RAW_DIR)
 
     sub = command("paper-summary", cmd_paper_summary, "GENIES means with bootstrap intervals")
@@ -348,6 +348,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--shifts", nargs="+", required=True, help="source->target names")
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--resamples", type=int, default=2000)
+    sub.add_argument("--level", type=float, default=0.95)
     sub.add_argument("--raw-dir", default=RAW_DIR)
 
     sub = command("genies-table", cmd_genies_table, "the GENIES table of the configured models")

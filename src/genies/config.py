@@ -162,6 +162,34 @@ def resolve_hyperparameters(config: dict, models: dict[str, dict]) -> dict[str, 
     }
 
 
+def check_example_counts(max_examples: int | None, hyperparameters: dict) -> None:
+    """`max_examples` must leave every configured method enough examples to fit on."""
+    from genies import interventions
+
+    if max_examples is None:
+        return
+    for model, methods in hyperparameters.items():
+        for name, values in methods.items():
+            fewest = interventions.registry()[name].min_examples(values)
+            if max_examples < fewest:
+                raise GeniesError(
+                    f"config: max_examples: {max_examples} is too few for {name} on {model} "
+                    f"(it needs at least {fewest} examples per split with {values})"
+                )
+
+
+def check_templates_cover(stored: dict, needed: dict) -> None:
+    """A hand-written activations.templates must keep what the configured methods read."""
+    for template, layers in needed.items():
+        for kind, spec in layers.items():
+            kept = stored.get(template, {}).get(kind, "none")
+            if spec != "none" and merge_layers(kept, spec) != kept:
+                raise GeniesError(
+                    f"config: activations.templates.{template}.{kind}: keeps {kept!r}, but the "
+                    f"configured interventions read {spec!r}"
+                )
+
+
 def merge_layers(a, b):
     """The union of two layer specs ("all", "none" or lists of indices)."""
     if "all" in (a, b):
@@ -198,15 +226,19 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) 
         name: resolve_model(name, config["model_settings"].get(name, {}))
         for name in config["models"]
     }
+    hyperparameters = resolve_hyperparameters(config, models)
+    check_example_counts(config["max_examples"], hyperparameters)
     activations = dict(config["activations"])
-    activations.setdefault("templates", templates_read(config["interventions"]))
+    needed = templates_read(config["interventions"])
+    activations.setdefault("templates", needed)
+    check_templates_cover(activations["templates"], needed)
     return PipelineConfig(
         raw_dir=raw_dir,
         distributions=resolve_distributions(config["distributions"], known),
         shifts=resolve_shifts(config["shifts"], raw_dir, known),
         models=models,
         interventions=list(config["interventions"]),
-        hyperparameters=resolve_hyperparameters(config, models),
+        hyperparameters=hyperparameters,
         max_examples=config["max_examples"],
         activations=activations,
         bootstrap=dict(config["bootstrap"]),

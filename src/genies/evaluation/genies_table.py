@@ -20,11 +20,20 @@ MEAN_METRICS = {
     "source_id_accuracy": "source_ID_accuracy",
     "zero_shot_accuracy": "baseline_accuracy",
     "target_tuned_capability": "target_tuned_capability",
-    "calibration_error": "rms_calibration_error",
-    "legacy_calibration_error": "RMS_calibration_error",
     "brier_score": "brier_score",
 }
+# Means over the shifts with continuous probabilities only (as shift_means computes them): the
+# calibration of 0/1 decisions is meaningless.
+CALIBRATION_METRICS = {
+    "calibration_error": "rms_calibration_error",
+    "legacy_calibration_error": "RMS_calibration_error",
+}
 PACKAGES = ("genies", "torch", "transformers", "numpy", "scikit-learn", "pandas", "snakemake")
+
+
+def read_tidy(tidy_paths: list[str]) -> pd.DataFrame:
+    """The per-shift tables of several models as one."""
+    return pd.concat([pd.read_parquet(path) for path in tidy_paths], ignore_index=True)
 
 
 def table_shifts(tidy: pd.DataFrame) -> pd.DataFrame:
@@ -46,7 +55,13 @@ def genies_table(
         ]
     for name, column in MEAN_METRICS.items():
         table[name] = grouped[column].mean().to_numpy()
+    for name, column in CALIBRATION_METRICS.items():
+        table[name] = means[column]
+    table["calibration_shifts"] = means["calibration_shifts"]
     table["examples_per_split"] = "all" if examples_per_split is None else examples_per_split
+    # what stood behind the numbers: examples scored per target and source, pairs in all
+    table["target_examples"] = grouped.target_examples.mean().to_numpy()
+    table["source_examples"] = grouped.source_examples.mean().to_numpy()
     table["target_pairs"] = grouped.n_pairs.sum().to_numpy()
     return table
 
@@ -59,15 +74,15 @@ def table_markdown(table: pd.DataFrame, level: float) -> str:
     ]
     for metric in INTERVAL_METRICS:
         shown[metric] = [interval_text(row, metric) for _, row in table.iterrows()]
-    for name in ("source_id_accuracy", "calibration_error", "examples_per_split", "target_pairs"):
+    for name in ("source_id_accuracy", "calibration_error", "target_examples", "target_pairs"):
         shown[name] = table[name]
     return (
         f"Means over the shifts with {level:.0%} bootstrap intervals over shifts. "
         "Differential elicitation DE = (accuracy - zero-shot accuracy) / target-tuned "
         "capability; `calibration_error` is the RMS calibration error (both orientations of "
-        "every pair, 10 bins weighted by size); `examples_per_split` is how many examples of "
-        "each split the run used and `target_pairs` the evaluation pairs behind a row.\n\n"
-        + markdown_table(shown)
+        "every pair, 10 bins weighted by size, over the shifts with continuous probabilities); "
+        "`target_examples` is the mean number of target test examples scored per shift and "
+        "`target_pairs` the evaluation pairs behind a row.\n\n" + markdown_table(shown)
     )
 
 

@@ -9,9 +9,8 @@ import pandas as pd
 
 from genies import interventions, paths
 from genies.data.shifts import Shift, load_shifts
-from genies.evaluation.genies_table import genies_table, table_shifts, write_genies_table
+from genies.evaluation.genies_table import genies_table, read_tidy, write_genies_table
 from genies.evaluation.model_tables import BASELINE, model_shift_table, write_upstream_tables
-from genies.evaluation.summary import shift_means
 from genies.files.atomic import write_atomic
 from genies.files.tables import write_csv
 from genies.interventions.jobs import read_evaluation
@@ -38,6 +37,8 @@ SHIFT_COLUMNS = [
     "RMS_calibration_error",
     "brier_score",
     "n_pairs",
+    "target_examples",
+    "source_examples",
     "comparable",
 ]
 
@@ -65,7 +66,7 @@ def needed_evaluations(model: str, methods: list[str], shifts: list[Shift]) -> l
     return sorted(needed)
 
 
-def shift_metrics_job(model, methods, shift_names, raw_dir, seed, resamples) -> pd.DataFrame:
+def shift_metrics_job(model, methods, shift_names, raw_dir, bootstrap: dict) -> pd.DataFrame:
     registry = load_shifts(raw_dir)
     shifts = [registry.lookup(name) for name in shift_names]
 
@@ -73,17 +74,15 @@ def shift_metrics_job(model, methods, shift_names, raw_dir, seed, resamples) -> 
     def evaluations(method: str, source: str, distribution: str) -> pd.DataFrame:
         return read_evaluation(evaluation_file(model, method, source, distribution))
 
-    comparable = {m: not interventions.registry()[m].not_comparable for m in methods}
+    classes = {m: interventions.registry()[m] for m in methods}
+    comparable = {m: not cls.not_comparable for m, cls in classes.items()}
+    candidates = [m for m, cls in classes.items() if cls.target_tuned_candidate]
     tidy = model_shift_table(
-        model, methods, shifts, registry, evaluations, comparable, seed, resamples
+        model, methods, shifts, registry, evaluations, comparable, candidates, bootstrap
     )
     write_atomic(paths.shift_metrics_path(model), lambda tmp: tidy.to_parquet(tmp, index=False))
     write_upstream_tables(tidy, shifts, registry, paths.generalization_table_path)
     return tidy
-
-
-def read_tidy(tidy_paths: list[str]) -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(path) for path in tidy_paths], ignore_index=True)
 
 
 def genies_table_job(tidy_paths: list[str], config: dict) -> pd.DataFrame:
@@ -102,12 +101,3 @@ def genies_table_job(tidy_paths: list[str], config: dict) -> pd.DataFrame:
     )
     write_csv(tidy[SHIFT_COLUMNS], paths.GENIES_SHIFTS)
     return table
-
-
-def genies_figures_job(tidy_paths: list[str], out_dir, seed, resamples, level) -> dict:
-    """The figures of our runs, over the same shifts as the GENIES table."""
-    from genies.figures import make_model_figures
-
-    tidy = read_tidy(tidy_paths)
-    summary = shift_means(table_shifts(tidy), seed, resamples, level)
-    return make_model_figures(tidy, summary, out_dir)

@@ -44,6 +44,7 @@ def shift_numbers(
     ties: str,
     seed: int,
     resamples: int,
+    level: float,
 ) -> dict:
     """The metric columns of one shift. `p` (None for a file without probabilities) gives the
     calibration and the interval; `groups` (None: pairs) the example of each pair."""
@@ -67,7 +68,7 @@ def shift_numbers(
     }
     if p is not None:
         row["accuracy_low"], row["accuracy_high"] = metrics.accuracy_ci(
-            p, groups=groups, ties=ties, seed=seed, n_resamples=resamples
+            p, groups=groups, ties=ties, seed=seed, n_resamples=resamples, level=level
         )
     return row
 

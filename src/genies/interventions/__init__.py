@@ -1,7 +1,8 @@
 """Tuning interventions behind one registry: each module registers its methods by name with
 `@register`, and generic code (config validation, the fit and evaluate commands) finds them here,
-never by naming one. A method's heavy imports happen inside its functions, so importing the
-registry stays cheap."""
+never by naming one. Loading the registry imports every module of this package (torch, pandas);
+the heavier libraries a method needs (transformers, scikit-learn, peft) are imported inside the
+functions that use them, when the method runs."""
 
 import importlib
 import pkgutil
@@ -22,10 +23,11 @@ def register(cls: type[Intervention]) -> type[Intervention]:
 
 @cache
 def registry() -> dict[str, type[Intervention]]:
-    """Every registered method by name, in module order."""
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    """Every registered method, by name in alphabetical order (not import order, which depends on
+    what was imported before)."""
+    for module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{module.name}")
-    return dict(_REGISTRY)
+    return {name: _REGISTRY[name] for name in sorted(_REGISTRY)}
 
 
 def names() -> list[str]:

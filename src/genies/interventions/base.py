@@ -113,6 +113,13 @@ class Intervention:
     hyperparameters: ClassVar[dict[str, dict]] = {}
     # Why its accuracy is not comparable with the pairwise methods, if it is not.
     not_comparable: ClassVar[str] = ""
+    # Whether it competes for the target-tuned capability (a chance baseline does not).
+    target_tuned_candidate: ClassVar[bool] = True
+
+    @classmethod
+    def min_examples(cls, hyperparameters: dict) -> int:
+        """The fewest examples per split it can fit on (config validation refuses fewer)."""
+        return 1
 
     def fit(self, data: PairData, hyperparameters: dict, seed: int) -> State:
         raise NotImplementedError

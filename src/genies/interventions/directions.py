@@ -62,11 +62,23 @@ VALIDATION_FRACTION = {
 }
 
 
+def validation_count(n: int, fraction: float) -> int:
+    return math.floor(Fraction(str(fraction)) * n)  # exact: 0.3 * 10 is 3, not 2.999...
+
+
+def fewest_pairs(fraction: float) -> int:
+    """The fewest training pairs that leave both a train and a validation part."""
+    n = 2
+    while not 1 <= validation_count(n, fraction) < n:
+        n += 1
+    return n
+
+
 def validation_mask(pairs: pd.DataFrame, seed: int, fraction: float) -> np.ndarray:
     """Which pairs form the validation part: floor(fraction * n) of them, by a seeded hash of
     each pair's example id (salted, so it is not the hash that drew the pair's response)."""
     n = len(pairs)
-    count = math.floor(Fraction(str(fraction)) * n)  # exact: 0.3 * 10 is 3, not 2.999...
+    count = validation_count(n, fraction)
     if count < 1 or count == n:
         raise GeniesError(
             f"{n} training pairs with validation_fraction {fraction} leave an empty train or "
@@ -219,6 +231,10 @@ class DirectionMethod(Intervention):
 
     def unit_features(self, data: PairData, hyperparameters: dict) -> Features:
         raise NotImplementedError
+
+    @classmethod
+    def min_examples(cls, hyperparameters: dict) -> int:
+        return fewest_pairs(hyperparameters["validation_fraction"])
 
     def fit(self, data: PairData, hyperparameters: dict, seed: int) -> State:
         validation = validation_mask(data.pairs, seed, hyperparameters["validation_fraction"])

@@ -82,6 +82,11 @@ class FewShot(Intervention):
     reads = Reads(model=True)
     hyperparameters = {"shots": {"type": "integer", "minimum": 1, "default": 4}}
 
+    @classmethod
+    def min_examples(cls, hyperparameters: dict) -> int:
+        # scored on the source's own test split too, an example never sees itself as a shot
+        return hyperparameters["shots"] + 1
+
     def fit(self, data: PairData, hyperparameters: dict, seed: int) -> State:
         if data.shots is None:
             raise GeniesError("few_shot: fit needs the source's training split (PairData.shots)")

@@ -93,14 +93,23 @@ def pair_data(method, split_path, pairs, examples, activation_paths, model_dir, 
     return data, manifest
 
 
-def facts(method, hyperparameters: dict, seed: int, manifest: dict, data_files: dict) -> dict:
+def data_hashes(data: PairData, activation_paths: dict, files: list) -> dict[str, str]:
+    """sha256 of the small input files; a cache file by the tensor checksum its read verified
+    (hashing a multi-GB file again would read it twice)."""
+    hashes = {str(path): file_sha256(path) for path in files}
+    for template, path in activation_paths.items():
+        hashes[str(path)] = data.activations[template][1]["checksum"]
+    return hashes
+
+
+def facts(method, hyperparameters: dict, seed: int, manifest: dict, hashes: dict) -> dict:
     return {
         "intervention": method.name,
         "hyperparameters": hyperparameters,
         "seed": seed,
         "model": manifest["name"],
         "weights_sha256": manifest["weights_sha256"],
-        "data_sha256": {str(path): file_sha256(path) for path in data_files},
+        "data_sha256": hashes,
         "genies_version": version("genies"),
     }
 
@@ -132,7 +141,8 @@ def fit(
         )
         data.shots = examples
         state = method.fit(data, hyperparameters, seed)
-    info = facts(method, hyperparameters, seed, manifest, [split_path, *activation_paths.values()])
+    hashes = data_hashes(data, activation_paths, [split_path])
+    info = facts(method, hyperparameters, seed, manifest, hashes)
     info |= {"pairs": len(data.pairs), "max_examples": max_examples, "fitted": state.info}
     write_state(out, state, info)
     return info
@@ -163,10 +173,11 @@ def read_state(path) -> tuple[State, dict]:
     return State(tensors=tensors, info=info["fitted"]), info
 
 
-def check_state(path, info: dict, name: str, hyperparameters: dict, manifest: dict) -> None:
+def check_state(path, info: dict, name: str, hyperparameters: dict, seed: int, manifest) -> None:
     expected = {
         "intervention": name,
         "hyperparameters": hyperparameters,
+        "seed": seed,
         "weights_sha256": manifest["weights_sha256"],
     }
     for key, value in expected.items():
@@ -200,7 +211,7 @@ def evaluate(
         )
         if method.trained:
             state, info = read_state(state_path)
-            check_state(state_path, info, name, hyperparameters, manifest)
+            check_state(state_path, info, name, hyperparameters, seed, manifest)
         else:
             state = method.fit(replace(data, pairs=pairs.iloc[:0]), hyperparameters, seed)
         probability = np.asarray(method.score(data, hyperparameters, state), dtype=float)
@@ -212,8 +223,9 @@ def evaluate(
     table = pd.DataFrame(
         {"pair_id": pairs.pair_id, "example_id": pairs.example_id, "probability": probability}
     )
-    files = [split_path, *activation_paths.values(), *([state_path] if method.trained else [])]
-    written = facts(method, hyperparameters, seed, manifest, files) | {"pairs": len(pairs)}
+    state_file = [state_path] if method.trained else []
+    hashes = data_hashes(data, activation_paths, [split_path, *state_file])
+    written = facts(method, hyperparameters, seed, manifest, hashes) | {"pairs": len(pairs)}
     schema = EVALUATION_SCHEMA.with_metadata({FACTS_KEY: json.dumps(written, sort_keys=True)})
     write_parquet(pa.Table.from_pandas(table, schema=schema, preserve_index=False), out)
     return table

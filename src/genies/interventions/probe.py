@@ -20,6 +20,7 @@ from genies.interventions.base import Intervention, PairData, Reads, State
 from genies.interventions.directions import (
     VALIDATION_FRACTION,
     accuracy,
+    fewest_pairs,
     standardisation,
     unit_positions,
     validation_mask,
@@ -60,6 +61,10 @@ class LinearProbe(Intervention):
         },
         "validation_fraction": VALIDATION_FRACTION,
     }
+
+    @classmethod
+    def min_examples(cls, hyperparameters: dict) -> int:
+        return fewest_pairs(hyperparameters["validation_fraction"])
 
     def fit(self, data: PairData, hyperparameters: dict, seed: int) -> State:
         features = data.features("raw", "residual")

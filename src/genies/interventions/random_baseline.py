@@ -19,6 +19,7 @@ RESOLUTION = 2**32
 class RandomBaseline(Intervention):
     name = "random"
     trained = False
+    target_tuned_candidate = False  # a maximum over chance draws measures luck, not capability
 
     def fit(self, data: PairData, hyperparameters: dict, seed: int) -> State:
         return State(info={"seed": seed})

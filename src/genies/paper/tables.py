@@ -152,6 +152,7 @@ def shift_metrics(ctx, model: str, intervention: str, shift: Shift) -> tuple[dic
             ties=TIE_RULE,
             seed=ctx.seed,
             resamples=ctx.resamples,
+            level=ctx.level,
         ),
         "comparable": intervention not in NOT_COMPARABLE,
     }
@@ -167,17 +168,19 @@ def shift_metrics(ctx, model: str, intervention: str, shift: Shift) -> tuple[dic
 
 
 class Context:
-    def __init__(self, index, raw_dir, splits_dir, seed: int, resamples: int):
+    def __init__(self, index, raw_dir, splits_dir, seed: int, resamples: int, level: float):
         self.evaluations = PublishedEvaluations(index, raw_dir)
         self.raw_dir, self.splits_dir = raw_dir, splits_dir
-        self.seed, self.resamples = seed, resamples
+        self.seed, self.resamples, self.level = seed, resamples, level
         self.ttc = {model: load_ttc(raw_dir, model) for model in PAPER_MODELS}
         self.pairs_per_example = cache(partial(pairs_per_example, splits_dir))
 
 
-def recompute(index, registry: ShiftRegistry, raw_dir, splits_dir, seed=0, resamples=2000):
+def recompute(
+    index, registry: ShiftRegistry, raw_dir, splits_dir, seed=0, resamples=2000, level=0.95
+):
     """(one row per model, intervention and distinct shift; one row per note)."""
-    ctx = Context(index, raw_dir, splits_dir, seed, resamples)
+    ctx = Context(index, raw_dir, splits_dir, seed, resamples, level)
     genies_position = {s.name: i for i, s in enumerate(registry.genies, start=1)}
     genies_label = {s.name: s.label for s in registry.genies}
     rows, notes = [], []

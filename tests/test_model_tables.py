@@ -1,0 +1,98 @@
+"""The per-shift rules of our tables on hand-made evaluations: which file feeds which number."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genies.data.shifts import load_shifts
+from genies.evaluation.genies_table import genies_table
+from genies.evaluation.model_tables import model_shift_table
+from tests.helpers import RAW_DIR
+
+BOOTSTRAP = {"seed": 0, "resamples": 200, "level": 0.9}
+REGISTRY = load_shifts(RAW_DIR)
+# alpaca_short->alpaca_long's reference is alpaca_mmlu; code->us_history's is its target
+SHIFTS = [REGISTRY.lookup("alpaca_short->alpaca_long"), REGISTRY.lookup("code->us_history")]
+
+
+def evaluation(correct: int, total: int, examples: int | None = None) -> pd.DataFrame:
+    """`total` pairs of which the first `correct` get P = 0.8 and the rest P = 0.3."""
+    examples = examples or total
+    return pd.DataFrame(
+        {
+            "pair_id": [f"e{i % examples}/{i}" for i in range(total)],
+            "example_id": [f"e{i % examples}" for i in range(total)],
+            "probability": [0.8] * correct + [0.3] * (total - correct),
+        }
+    )
+
+
+# (method, source, distribution) -> accuracy in tenths, on 10 pairs
+ACCURACY = {
+    ("zero_shot", "alpaca_short", "alpaca_long"): 2,
+    ("zero_shot", "alpaca_short", "alpaca_short"): 9,
+    ("zero_shot", "alpaca_mmlu", "alpaca_mmlu"): 5,
+    ("mms", "alpaca_short", "alpaca_long"): 6,
+    ("mms", "alpaca_short", "alpaca_short"): 10,
+    ("mms", "alpaca_mmlu", "alpaca_mmlu"): 8,
+    ("random", "alpaca_short", "alpaca_long"): 5,
+    ("random", "alpaca_short", "alpaca_short"): 5,
+    ("random", "alpaca_mmlu", "alpaca_mmlu"): 10,  # chance may not set the capability
+    ("zero_shot", "code", "us_history"): 4,
+    ("zero_shot", "code", "code"): 7,
+    ("zero_shot", "us_history", "us_history"): 7,
+    ("mms", "code", "us_history"): 3,
+    ("mms", "code", "code"): 9,
+    ("mms", "us_history", "us_history"): 7,  # a tie with zero_shot: first configured
+    ("random", "code", "us_history"): 5,
+    ("random", "code", "code"): 5,
+    ("random", "us_history", "us_history"): 5,
+}
+
+
+def evaluations(method: str, source: str, distribution: str) -> pd.DataFrame:
+    return evaluation(ACCURACY[(method, source, distribution)], 10, examples=5)
+
+
+@pytest.fixture(scope="module")
+def tidy():
+    methods = ["zero_shot", "mms", "random"]
+    comparable = dict.fromkeys(methods, True)
+    return model_shift_table(
+        "m", methods, SHIFTS, REGISTRY, evaluations, comparable, ["zero_shot", "mms"], BOOTSTRAP
+    ).set_index(["intervention", "target"])
+
+
+def test_accuracy_baseline_and_capability_come_from_the_right_files(tidy):
+    row = tidy.loc[("mms", "alpaca_long")]
+    assert row.generalization_accuracy == 0.6 and row.source_ID_accuracy == 1.0
+    assert row.baseline_accuracy == 0.2  # zero_shot on the target
+    # the reference alpaca_mmlu, best of the candidates: mms 0.8 (random's 1.0 does not count)
+    assert row.target_tuned_capability == 0.8
+    assert row.target_tuned_capability_intervention == "mms"
+    assert row.elicitation == pytest.approx(0.6 / 0.8)
+    assert row.differential_elicitation == pytest.approx((0.6 - 0.2) / 0.8)
+    tie = tidy.loc[("mms", "us_history")]
+    assert tie.target_tuned_capability == 0.7
+    assert tie.target_tuned_capability_intervention == "zero_shot"
+    assert tie.differential_elicitation == pytest.approx((0.3 - 0.4) / 0.7)
+    assert (tidy.loc["zero_shot"].differential_elicitation == 0).all()
+
+
+def test_intervals_resample_examples_and_take_the_configured_level(tidy):
+    row = tidy.loc[("mms", "alpaca_long")]
+    p = evaluations("mms", "alpaca_short", "alpaca_long")
+    correct = (p.probability > 0.5).groupby(p.example_id).agg(["sum", "count"])
+    # an independent percentile bootstrap over the 5 examples, numpy's generator as documented
+    drawn = np.random.default_rng(0).integers(0, 5, size=(200, 5))
+    means = correct["sum"].to_numpy()[drawn].sum(1) / correct["count"].to_numpy()[drawn].sum(1)
+    assert (row.accuracy_low, row.accuracy_high) == tuple(np.quantile(means, [0.05, 0.95]))
+    assert row.target_examples == 5 and row.n_pairs == 10
+
+
+def test_the_genies_table_averages_over_the_benchmark_shifts_only(tidy):
+    table = genies_table(tidy.reset_index(), 12, 0, 200, 0.95).set_index("intervention")
+    # only alpaca_short->alpaca_long is a GENIES shift
+    assert table.loc["mms", "shifts"] == 1
+    assert table.loc["mms", "differential_elicitation"] == pytest.approx(0.5)
+    assert table.loc["mms", "target_pairs"] == 10
