@@ -22,8 +22,7 @@ from genies.figures.common import (
     shift_kind,
     write_figures,
 )
-from genies.figures.heatmap import heatmap_figure
-from genies.figures.scatter import accuracy_vs_zero_shot_figure, zero_shot_panels
+from genies.figures.per_model import per_model_figures
 
 
 def drawn_rows(tidy: pd.DataFrame) -> pd.DataFrame:
@@ -57,14 +56,7 @@ def make_model_figures(
     builders = {}
     if not summary.empty:
         builders["genies_de"] = lambda: genies_de_figure(summary, colours, f"{shift_kind(rows)}s")
-    builders |= {f"heatmap_{m}": (lambda m=m: heatmap_figure(rows, m)) for m in models}
-    builders |= {
-        f"accuracy_vs_zero_shot_{m}": (
-            lambda m=m: accuracy_vs_zero_shot_figure(rows, m, colours[m])
-        )
-        for m in models
-        if zero_shot_panels(rows, m)
-    }
+    builders |= per_model_figures(rows, rows, models, colours)
     if (genies_only(tidy).intervention != BASELINE).any():
         builders["extreme_vs_probing"] = lambda: extreme_vs_probing_figure(tidy, colours)
     return write_figures(builders, out_dir)

@@ -24,12 +24,11 @@ from genies.figures.common import (
     models_of,
     write_figures,
 )
-from genies.figures.heatmap import heatmap_figure
+from genies.figures.per_model import per_model_figures
 from genies.figures.reliability import check_index, reliability_figure
 from genies.figures.scatter import (
     REFERENCE_MODEL,
     Scatter,
-    accuracy_vs_zero_shot_figure,
     scaling_figure,
     scaling_panels,
     scaling_scatter,
@@ -117,14 +116,7 @@ def make_paper_figures(
     models, genies = models_of(tidy), genies_only(tidy)
     colours = model_colours(models)
     builders = {"genies_de": lambda: genies_de_figure(summary, colours)}
-    builders |= {f"heatmap_{m}": (lambda m=m: heatmap_figure(genies, m)) for m in models}
-    builders |= {
-        f"accuracy_vs_zero_shot_{m}": (
-            lambda m=m: accuracy_vs_zero_shot_figure(tidy, m, colours[m])
-        )
-        for m in models
-        if zero_shot_panels(tidy, m)
-    }
+    builders |= per_model_figures(genies, tidy, models, colours)
     builders["scaling"] = lambda: scaling_figure(tidy, colours)
     builders["extreme_vs_probing"] = lambda: extreme_vs_probing_figure(tidy, colours)
     builders |= {
