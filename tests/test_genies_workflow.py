@@ -45,6 +45,7 @@ def built(tmp_path_factory):
 
 
 def copy_workflow(workdir):
+    workdir.mkdir(exist_ok=True)
     for name in ("Snakefile", "environment.yml", "rules", "workflow", "config", "src", "data/raw"):
         source = REPO / name
         copy = shutil.copytree if source.is_dir() else shutil.copy
