@@ -12,6 +12,7 @@ from genies.models.activations import (
     ExtractionSpec,
     extract,
     extract_split,
+    extract_split_packed,
     read_activations,
     resolve_layers,
     sidecar_path,
@@ -20,7 +21,8 @@ from genies.models.activations import (
 from genies.models.catalog import resolve_model
 from genies.models.devices import claim_slot, compute_dtype
 from genies.models.loading import load_model, materialise_model
-from tests.helpers import RAW_DIR
+from genies.models.templates import TEMPLATES
+from tests.helpers import RAW_DIR, record, write_vendored
 
 # float32 compute and storage: a padded batch and a lone text differ only by rounding
 TOLERANCE = 1e-4
@@ -40,10 +42,11 @@ def split_path(tmp_path_factory):
     return path
 
 
-def alone(loaded, text: str):
-    """Reference: the text alone, no padding, all hidden states and o_proj inputs by hand."""
+def alone(loaded, text: str, ids=None):
+    """Reference: the text (or the given ids) alone, no padding, all hidden states and o_proj
+    inputs by hand."""
     decoder = loaded.model.model
-    ids = torch.tensor([loaded.tokenizer(text)["input_ids"]])
+    ids = torch.tensor([ids if ids is not None else loaded.tokenizer(text)["input_ids"]])
     heads = {}
     handles = [
         layer.self_attn.o_proj.register_forward_pre_hook(
@@ -82,6 +85,60 @@ def test_a_cached_row_equals_the_text_run_alone(tiny, split_path, side, budget, 
         assert torch.allclose(cached["residual"][row], residual, atol=TOLERANCE)
         expected_heads = heads.reshape(layers, *heads_shape)
         assert torch.allclose(cached["heads"][row], expected_heads, atol=TOLERANCE)
+
+
+RESPONSES = {  # examples of 2, 3 and 4 responses; the last prompt is cut at max_length
+    2: {"hi": 1.0, "bye": 0.0},
+    3: {"1 2 3": 1.0, "1 2": 0.0, "3 2 1": 0.0},
+    4: {"red": 1.0, "a car": 0.0, "a dog": 0.0, "blue sky": 0.0},
+}
+
+
+@pytest.fixture(scope="module")
+def packing_splits(tmp_path_factory):
+    prompts = ["Say hi.\n\n### Response:\n", "Count to three.\n", "Name a colour. " * 30]
+    raw = tmp_path_factory.mktemp("raw")
+    write_vendored(
+        raw,
+        {
+            f"k{k}": {"test": [record(prompt, responses) for prompt in prompts]}
+            for k, responses in RESPONSES.items()
+        },
+    )
+    for k in RESPONSES:
+        build_split(raw, f"k{k}", "test", raw / f"k{k}.parquet")
+    return {k: raw / f"k{k}.parquet" for k in RESPONSES}
+
+
+@pytest.mark.parametrize("k", sorted(RESPONSES))
+def test_packed_rows_equal_each_text_run_alone(tiny, packing_splits, tmp_path, k):
+    layers = tiny.model.config.num_hidden_layers
+    max_length = 64
+    specs = [
+        ExtractionSpec(
+            template, tuple(range(layers + 1)), tuple(range(layers)), "float32", 2, max_length
+        )
+        for template in TEMPLATES
+    ]
+    outs = [tmp_path / f"{template}.safetensors" for template in TEMPLATES]
+    written = extract_split_packed(tiny, packing_splits[k], specs, outs, None)
+    split = read_split(packing_splits[k])
+    heads_shape = (tiny.model.config.num_attention_heads, tiny.model.config.head_dim)
+    for spec, out, metadata in zip(specs, outs, written, strict=True):
+        cached, _ = read_activations(out)
+        texts, examples, responses = split_texts(split, spec.template)
+        assert cached["example_index"].tolist() == examples.tolist()
+        assert cached["response_index"].tolist() == responses.tolist()
+        lengths = [len(tiny.tokenizer(text)["input_ids"]) for text in texts]
+        assert metadata["truncated_rows"] == sum(n > max_length for n in lengths) >= k
+        for row, text in enumerate(texts):
+            ids = tiny.tokenizer(text)["input_ids"][-max_length:]
+            residual, heads = alone(tiny, text, ids)
+            assert torch.allclose(cached["residual"][row], residual, atol=TOLERANCE)
+            expected_heads = heads.reshape(layers, *heads_shape)
+            assert torch.allclose(cached["heads"][row], expected_heads, atol=TOLERANCE)
+    # shared prefixes were computed once: fewer tokens than the texts hold
+    assert written[0]["computed_tokens"] < 0.8 * written[0]["template_tokens"]
 
 
 def test_cache_file_and_sidecar(tiny, split_path, tmp_path):

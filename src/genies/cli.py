@@ -107,7 +107,11 @@ def cmd_materialise(args) -> None:
 def cmd_extract(args) -> None:
     import torch
 
-    from genies.models.activations import ExtractionSpec, extract_split, resolve_layers
+    from genies.models.activations import (
+        ExtractionSpec,
+        extract_split_templates,
+        resolve_layers,
+    )
     from genies.models.devices import claim_device, compute_dtype
     from genies.models.loading import load_model
 
@@ -119,8 +123,8 @@ def cmd_extract(args) -> None:
         # one model load for all templates of the split
         loaded = load_model(args.model_dir, device, compute_dtype(request["dtype"], device))
         layers = loaded.model.config.num_hidden_layers
-        for (template, stored), out in zip(request["templates"].items(), args.out, strict=True):
-            spec = ExtractionSpec(
+        specs = [
+            ExtractionSpec(
                 template=template,
                 residual_layers=resolve_layers(stored["residual"], layers + 1, "residual"),
                 head_layers=resolve_layers(stored["heads"], layers, "head"),
@@ -129,7 +133,10 @@ def cmd_extract(args) -> None:
                 max_length=request["max_length"],
                 padding_side=request["padding_side"],
             )
-            metadata = extract_split(loaded, args.split, spec, out, args.max_examples)
+            for template, stored in request["templates"].items()
+        ]
+        written = extract_split_templates(loaded, args.split, specs, args.out, args.max_examples)
+        for metadata, out in zip(written, args.out, strict=True):
             print(
                 f"wrote {out}: {metadata['rows']} rows, {metadata['tokens']} tokens in "
                 f"{metadata['seconds']:.1f} s on {metadata['device']}, "

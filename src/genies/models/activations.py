@@ -18,6 +18,7 @@ length-sorted texts padded to the longest text of the batch.
 
 import hashlib
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
 from math import prod
@@ -302,21 +303,16 @@ def spec_metadata(spec: ExtractionSpec) -> dict:
     return {**asdict(spec), "position": "last_token"}
 
 
-def extract_split(loaded, split_path, spec: ExtractionSpec, out_path, max_examples=None) -> dict:
-    """Extract one split's activations under `spec` into `out_path`; returns the metadata."""
+def read_examples(split_path, max_examples):
     from genies.data.splits import read_split
 
     split = read_split(split_path)
-    if max_examples is not None:
-        split = split.head(max_examples)
-    texts, examples, responses = split_texts(split, spec.template)
-    tensors, stats = extract(loaded.model, loaded.tokenizer, texts, spec)
-    tensors |= {
-        "example_index": torch.from_numpy(examples),
-        "response_index": torch.from_numpy(responses),
-    }
+    return split if max_examples is None else split.head(max_examples)
+
+
+def cache_metadata(loaded, split_path, split, spec, max_examples, rows, stats) -> dict:
     manifest = loaded.manifest
-    metadata = {
+    return {
         "model": manifest["name"],
         "weights_sha256": manifest["weights_sha256"],
         "tokenizer": manifest.get("tokenizer", {}),
@@ -326,8 +322,101 @@ def extract_split(loaded, split_path, spec: ExtractionSpec, out_path, max_exampl
         "split_sha256": sha256_bytes(Path(split_path).read_bytes()),
         "max_examples": max_examples,
         "examples": len(split),
-        "rows": len(texts),
+        "rows": rows,
         "device": str(loaded.model.device),
         **stats,
     }
-    return write_activations(out_path, tensors, metadata)
+
+
+def origin(examples: np.ndarray, responses: np.ndarray) -> dict[str, torch.Tensor]:
+    return {
+        "example_index": torch.from_numpy(examples),
+        "response_index": torch.from_numpy(responses),
+    }
+
+
+def extract_split(loaded, split_path, spec: ExtractionSpec, out_path, max_examples=None) -> dict:
+    """Extract one split's activations under `spec` into `out_path`, text by text (batched and
+    padded); returns the metadata."""
+    split = read_examples(split_path, max_examples)
+    texts, examples, responses = split_texts(split, spec.template)
+    tensors, stats = extract(loaded.model, loaded.tokenizer, texts, spec)
+    metadata = cache_metadata(
+        loaded, split_path, split, spec, max_examples, len(texts), stats | {"packed": False}
+    )
+    return write_activations(out_path, tensors | origin(examples, responses), metadata)
+
+
+def layer_positions(chosen: tuple[int, ...], union: list[int]) -> list[int]:
+    return [union.index(layer) for layer in chosen]
+
+
+def extract_split_packed(loaded, split_path, specs: list[ExtractionSpec], out_paths, max_examples):
+    """Every template's cache file of one split, each example's texts packed into one prefix
+    tree (genies.models.packing): each distinct token computed once. Returns the metadata."""
+    from genies.models.packing import extract_packed
+
+    split = read_examples(split_path, max_examples)
+    started = time.perf_counter()
+    encoded = {}
+    for spec in specs:
+        texts, examples, responses = split_texts(split, spec.template)
+        ids, truncated = encode(loaded.tokenizer, texts, spec.max_length)
+        encoded[spec.template] = (ids, examples, responses, truncated)
+    tokenize_seconds = time.perf_counter() - started
+    # per example, the texts of every template in spec order; rows come back in that order
+    starts = np.cumsum([0, *split.responses.map(len)])
+    packed = [
+        [ids for spec in specs for ids in encoded[spec.template][0][first:last]]
+        for first, last in zip(starts[:-1], starts[1:], strict=True)
+    ]
+    residual = sorted({layer for spec in specs for layer in spec.residual_layers})
+    heads = sorted({layer for spec in specs for layer in spec.head_layers})
+    budget = specs[0].batch_size * specs[0].max_length
+    states, stats = extract_packed(loaded.model, packed, residual, heads, budget, progress=True)
+    written = []
+    for index, (spec, out_path) in enumerate(zip(specs, out_paths, strict=True)):
+        ids, examples, responses, truncated = encoded[spec.template]
+        # the rows of this template: in each example's block, after the earlier templates'
+        rows = np.concatenate(
+            [
+                np.arange(len(specs) * first, len(specs) * first + (last - first))
+                + index * (last - first)
+                for first, last in zip(starts[:-1], starts[1:], strict=True)
+            ]
+        )
+        storage = STORAGE_DTYPES[spec.storage_dtype]
+        tensors = {
+            "residual": states["residual"][rows][
+                :, layer_positions(spec.residual_layers, residual)
+            ],
+            "heads": states["heads"][rows][:, layer_positions(spec.head_layers, heads)],
+        }
+        tensors = {name: tensor.to(storage) for name, tensor in tensors.items()}
+        template_stats = stats | {
+            "packed": True,
+            "tokens": sum(len(row) for row in ids),
+            "truncated_rows": truncated,
+            "tokenize_seconds": tokenize_seconds,
+        }
+        metadata = cache_metadata(
+            loaded, split_path, split, spec, max_examples, len(ids), template_stats
+        )
+        written.append(write_activations(out_path, tensors | origin(examples, responses), metadata))
+    return written
+
+
+def extract_split_templates(loaded, split_path, specs, out_paths, max_examples=None) -> list[dict]:
+    """Every template's cache file of one split: packed (each distinct token once) where the
+    model's attention takes a tree mask, else text by text (said on stderr)."""
+    from genies.models.packing import mask_kind
+
+    try:
+        mask_kind(loaded.model)
+    except GeniesError as exc:
+        print(f"{exc}; extracting text by text", file=sys.stderr)
+        return [
+            extract_split(loaded, split_path, spec, out, max_examples)
+            for spec, out in zip(specs, out_paths, strict=True)
+        ]
+    return extract_split_packed(loaded, split_path, specs, out_paths, max_examples)
