@@ -75,6 +75,18 @@ def split_texts(split: pd.DataFrame, template: str):
     return texts, np.array(examples, dtype=np.int64), np.array(responses, dtype=np.int64)
 
 
+def register_hooks(decoder, residual_layers, head_layers, keep_residual, keep_heads) -> list:
+    """Hooks calling `keep_residual(module, args, output)` with each listed hidden state and
+    `keep_heads(module, args)` with each listed layer's per-head outputs (o_proj's input)."""
+    # hidden-state index i is produced by modules[i]: embeddings, layers 0..L-2, final norm
+    modules = [decoder.embed_tokens, *decoder.layers[:-1], decoder.norm]
+    handles = [modules[i].register_forward_hook(keep_residual) for i in residual_layers]
+    return handles + [
+        decoder.layers[i].self_attn.o_proj.register_forward_pre_hook(keep_heads)
+        for i in head_layers
+    ]
+
+
 class LastTokenRecorder:
     """Hooks that collect, during each batch's forward pass, the last real token's residual
     states and per-head outputs; `batch_rows` stacks them into one tensor per kind.
@@ -94,15 +106,9 @@ class LastTokenRecorder:
         self.pending = {"residual": [], "heads": []}
         self.stacked = {"residual": [], "heads": []}
         self.kept_bytes, self.last, self.rows = 0, None, None  # last, rows: right padding only
-        # hidden-state index i is produced by modules[i]: embeddings, layers 0..L-2, final norm
-        modules = [decoder.embed_tokens, *decoder.layers[:-1], decoder.norm]
-        self.handles = [
-            modules[i].register_forward_hook(self.keep_residual) for i in residual_layers
-        ]
-        self.handles += [
-            decoder.layers[i].self_attn.o_proj.register_forward_pre_hook(self.keep_heads)
-            for i in head_layers
-        ]
+        self.handles = register_hooks(
+            decoder, residual_layers, head_layers, self.keep_residual, self.keep_heads
+        )
 
     def start_batch(self, last: torch.Tensor) -> None:
         """Set where each row's last real token is, before a forward pass."""

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from genies.errors import GeniesError
+from genies.models.activations import register_hooks
 
 # Attention implementations that take a custom 4-D mask: sdpa as a bool mask (True = attend),
 # eager as an additive float mask.
@@ -98,14 +99,9 @@ class NodeRecorder:
     def __init__(self, decoder, residual_layers, head_layers):
         self.where = None
         self.kept = {"residual": [], "heads": []}
-        modules = [decoder.embed_tokens, *decoder.layers[:-1], decoder.norm]
-        self.handles = [
-            modules[i].register_forward_hook(self.keep_residual) for i in residual_layers
-        ]
-        self.handles += [
-            decoder.layers[i].self_attn.o_proj.register_forward_pre_hook(self.keep_heads)
-            for i in head_layers
-        ]
+        self.handles = register_hooks(
+            decoder, residual_layers, head_layers, self.keep_residual, self.keep_heads
+        )
 
     def keep_residual(self, module, args, output) -> None:
         states = output[0] if isinstance(output, tuple) else output
