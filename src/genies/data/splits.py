@@ -47,3 +47,9 @@ def build_split(raw_dir: str | os.PathLike, distribution: str, split: str, out: 
 def read_split(path: str | os.PathLike) -> pd.DataFrame:
     """Load a split written by `build_split`, refusing a file of another shape."""
     return read_parquet(path, SPLIT_SCHEMA, "split file")
+
+
+def read_examples(path: str | os.PathLike, max_examples: int | None) -> pd.DataFrame:
+    """The first `max_examples` examples of a split (all if None): what model runs use."""
+    split = read_split(path)
+    return split if max_examples is None else split.head(max_examples)

@@ -23,7 +23,8 @@ import pyarrow as pa
 
 from genies import interventions
 from genies.data.pairs import evaluation_pairs, training_pairs
-from genies.data.vendored import sha256_bytes
+from genies.data.splits import read_examples
+from genies.data.vendored import sha256_file
 from genies.errors import GeniesError
 from genies.files.atomic import write_atomic, write_text_atomic
 from genies.files.parquet import read_parquet, write_parquet
@@ -36,17 +37,6 @@ EVALUATION_SCHEMA = pa.schema(
 FACTS_KEY = b"genies"
 
 
-def read_examples(split_path, max_examples: int | None) -> pd.DataFrame:
-    from genies.data.splits import read_split
-
-    split = read_split(split_path)
-    return split if max_examples is None else split.head(max_examples)
-
-
-def file_sha256(path) -> str:
-    return sha256_bytes(Path(path).read_bytes())
-
-
 def model_manifest(model_dir) -> dict:
     from genies.models.manifest import read_manifest
 
@@ -57,7 +47,7 @@ def load_activations(paths: dict[str, str], split_path, examples: int, manifest:
     """The cache files a method reads, checked against the split and model they must come from."""
     from genies.models.activations import read_activations
 
-    split_sha256 = file_sha256(split_path)
+    split_sha256 = sha256_file(split_path)
     loaded = {}
     for template, path in paths.items():
         tensors, metadata = read_activations(path)
@@ -96,7 +86,7 @@ def pair_data(method, split_path, pairs, examples, activation_paths, model_dir, 
 def data_hashes(data: PairData, activation_paths: dict, files: list) -> dict[str, str]:
     """sha256 of the small input files; a cache file by the tensor checksum its read verified
     (hashing a multi-GB file again would read it twice)."""
-    hashes = {str(path): file_sha256(path) for path in files}
+    hashes = {str(path): sha256_file(path) for path in files}
     for template, path in activation_paths.items():
         hashes[str(path)] = data.activations[template][1]["checksum"]
     return hashes

@@ -31,7 +31,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from genies.data.vendored import sha256_bytes
+from genies.data.splits import read_examples
+from genies.data.vendored import sha256_file
 from genies.errors import GeniesError
 from genies.files.atomic import write_atomic, write_text_atomic
 from genies.models.templates import render
@@ -309,13 +310,6 @@ def spec_metadata(spec: ExtractionSpec) -> dict:
     return {**asdict(spec), "position": "last_token"}
 
 
-def read_examples(split_path, max_examples):
-    from genies.data.splits import read_split
-
-    split = read_split(split_path)
-    return split if max_examples is None else split.head(max_examples)
-
-
 def cache_metadata(loaded, split_path, split, spec, max_examples, rows, stats) -> dict:
     manifest = loaded.manifest
     return {
@@ -325,7 +319,7 @@ def cache_metadata(loaded, split_path, split, spec, max_examples, rows, stats) -
         "compute_dtype": str(loaded.model.dtype).removeprefix("torch."),
         **spec_metadata(spec),
         "split": str(split_path),
-        "split_sha256": sha256_bytes(Path(split_path).read_bytes()),
+        "split_sha256": sha256_file(split_path),
         "max_examples": max_examples,
         "examples": len(split),
         "rows": rows,
