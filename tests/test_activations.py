@@ -21,6 +21,7 @@ from genies.models.activations import (
 from genies.models.catalog import resolve_model
 from genies.models.devices import claim_slot, compute_dtype
 from genies.models.loading import load_model, materialise_model
+from genies.models.packing import node_batches, prefix_trees
 from genies.models.templates import TEMPLATES
 from tests.helpers import RAW_DIR, record, write_vendored
 
@@ -139,6 +140,25 @@ def test_packed_rows_equal_each_text_run_alone(tiny, packing_splits, tmp_path, k
             assert torch.allclose(cached["heads"][row], expected_heads, atol=TOLERANCE)
     # shared prefixes were computed once: fewer tokens than the texts hold
     assert written[0]["computed_tokens"] < 0.8 * written[0]["template_tokens"]
+
+
+def test_texts_that_share_no_first_token_become_separate_trees():
+    # texts cut at max_length lose their start: packed together they would share nothing and
+    # pay for the masked attention between them
+    groups = prefix_trees([[1, 2, 3], [5, 6], [1, 2, 4], [5, 7]])
+    assert [texts for texts, _ in groups] == [[0, 2], [1, 3]]
+    assert [tree[0].tolist() for _, tree in groups] == [[1, 2, 3, 4], [5, 6, 7]]
+    assert [tree[1].tolist() for _, tree in groups] == [[-1, 0, 1, 1], [-1, 0, 0]]
+    assert [tree[2] for _, tree in groups] == [[2, 3], [1, 2]]
+
+
+def test_batches_keep_trees_of_similar_size_within_the_budget():
+    # sorted by size; 100+95 fills 2x100 to 97.5%; 50 would fill 3x100 to 82%
+    assert node_batches([50, 100, 10, 95], token_budget=1000) == [[1, 3], [0], [2]]
+    # the budget caps a batch even when the sizes are equal
+    assert node_batches([10] * 5, token_budget=20) == [[0, 1], [2, 3], [4]]
+    # a tree larger than the budget still gets a batch of its own
+    assert node_batches([30, 5], token_budget=20) == [[0], [1]]
 
 
 def test_cache_file_and_sidecar(tiny, split_path, tmp_path):

@@ -10,7 +10,7 @@ node is the state of the text run alone, up to floating-point rounding. The tree
 each text's own tokenisation, so a join that tokenises differently in two texts simply branches
 earlier: sharing never changes a text's tokens.
 
-Packed examples of similar length are batched together; padding nodes attend to themselves only.
+Trees of similar size are batched together; padding nodes attend to themselves only.
 """
 
 import time
@@ -44,6 +44,19 @@ def prefix_tree(token_lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray, l
     return np.asarray(tokens, dtype=np.int64), np.asarray(parents, dtype=np.int64), ends
 
 
+def prefix_trees(token_lists: list[list[int]]) -> list[tuple[list[int], tuple]]:
+    """The lists grouped by first token, one prefix tree per group: [(list indices, tree)].
+
+    Texts with different first tokens share nothing (texts cut at `max_length` lose their
+    start), and as separate sequences they skip the attention between them, which a packed
+    sequence computes and masks: measured 3x faster on SmolLM2 for 2-response examples cut
+    at 256 tokens."""
+    groups: dict[int, list[int]] = {}
+    for index, ids in enumerate(token_lists):
+        groups.setdefault(ids[0], []).append(index)
+    return [(texts, prefix_tree([token_lists[i] for i in texts])) for texts in groups.values()]
+
+
 def tree_layout(parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(position of each node in its texts, [nodes, nodes] mask: node i sees node j)."""
     n = len(parents)
@@ -58,7 +71,7 @@ def tree_layout(parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class PackedBatch:
-    """Packed examples padded to one length: ids, positions, 4-D mask, and for each text the
+    """Prefix trees padded to one length: ids, positions, 4-D mask, and for each text the
     (batch row, node) holding its last token."""
 
     def __init__(self, trees: list[tuple[np.ndarray, np.ndarray, list[int]]], mask_kind, dtype):
@@ -119,16 +132,20 @@ class NodeRecorder:
             handle.remove()
 
 
-def node_batches(sizes: list[int], token_budget: int) -> list[list[int]]:
-    """Examples sorted by packed size, grouped so that a batch holds about `token_budget`
-    padded nodes (at least one example)."""
+def node_batches(sizes: list[int], token_budget: int, fill: float = 0.9) -> list[list[int]]:
+    """Trees sorted by size, grouped so that a batch holds at most `token_budget` padded nodes
+    (at least one tree) of which at least `fill` are real: on the CPU a padding node costs as
+    much as a real one, and batching gains little."""
     order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
-    batches, batch = [], []
+    batches, batch, real = [], [], 0
     for index in order:
-        if batch and sizes[batch[0]] * (len(batch) + 1) > token_budget:
+        width = sizes[batch[0]] if batch else sizes[index]
+        count = len(batch) + 1
+        if batch and (width * count > token_budget or real + sizes[index] < fill * width * count):
             batches.append(batch)
-            batch = []
+            batch, real = [], 0
         batch.append(index)
+        real += sizes[index]
     return batches + ([batch] if batch else [])
 
 
@@ -141,8 +158,13 @@ def extract_packed(
     and the counts of template-text tokens and of computed tokens."""
     decoder, device = model.model, model.device
     kind = mask_kind(model)
-    trees = [prefix_tree(texts) for texts in examples]
     first_text = np.cumsum([0] + [len(texts) for texts in examples])
+    # (texts, tree) units: each example's trees, its text numbers made global
+    units = [
+        (first_text[example] + np.asarray(texts), tree)
+        for example, token_lists in enumerate(examples)
+        for texts, tree in prefix_trees(token_lists)
+    ]
     attention = decoder.layers[0].self_attn
     heads_shape = (attention.config.num_attention_heads, attention.head_dim)
     recorder = NodeRecorder(decoder, residual_layers, head_layers)
@@ -151,10 +173,10 @@ def extract_packed(
         "heads": torch.empty((first_text[-1], len(head_layers), *heads_shape)),
     }
     started, computed, padded = time.perf_counter(), 0, 0
-    bar = tqdm(total=len(examples), unit="example", disable=not progress, mininterval=5)
+    bar = tqdm(total=len(units), unit="tree", disable=not progress, mininterval=5)
     try:
-        for batch in node_batches([len(tokens) for tokens, _, _ in trees], token_budget):
-            packed = PackedBatch([trees[i] for i in batch], kind, model.dtype)
+        for batch in node_batches([len(tree[0]) for _, tree in units], token_budget):
+            packed = PackedBatch([units[i][1] for i in batch], kind, model.dtype)
             rows = torch.tensor(packed.rows, device=device)
             recorder.where = (rows, torch.tensor(packed.nodes, device=device))
             decoder(
@@ -163,9 +185,7 @@ def extract_packed(
                 position_ids=packed.positions.to(device),
                 use_cache=False,
             )
-            texts = torch.from_numpy(
-                np.concatenate([np.arange(first_text[i], first_text[i + 1]) for i in batch])
-            )
+            texts = torch.from_numpy(np.concatenate([units[i][0] for i in batch]))
             for name, parts in recorder.take().items():
                 if parts:
                     kept = torch.stack(parts, dim=1).float().cpu()
