@@ -2,15 +2,19 @@
 text-by-text path, in the same run, on the embedded model and a fixed set of splits.
 
 Prints, for the four default templates and layers: the tokens computed over the tokens of the
-template texts, both paths' wall times and their ratio; and, with --ratio-splits, the token
-ratio over every split the GENIES shifts read (tokenising only, no model).
+template texts, both paths' wall times and their ratio; with --ratio-splits, the token ratio
+over every split the GENIES shifts read (tokenising only, no model); with --dtypes, the packed
+path's time in each compute dtype and its rows' deviation from float32's, which is what
+`dtype: auto` chooses by on the CPU.
 
     python bench/packing.py --model-dir models/smollm2-135m --examples 8
     python bench/packing.py --model-dir models/smollm2-135m --ratio-splits
+    python bench/packing.py --model-dir models/smollm2-135m --dtypes float32,bfloat16
 """
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +28,11 @@ from genies.models.activations import (
     encode,
     extract_split,
     extract_split_packed,
+    read_activations,
     resolve_layers,
     split_texts,
 )
+from genies.models.devices import native_bfloat16
 from genies.models.loading import load_model
 from genies.models.packing import prefix_tree
 
@@ -71,6 +77,58 @@ def token_ratio(tokenizer, specs, paths, examples=None) -> tuple[int, int]:
     return computed, total
 
 
+def packed_rows(args, config, paths, dtype) -> tuple[float, dict[str, torch.Tensor]]:
+    """Seconds of the packed extraction of `paths` in `dtype`, and its rows (stored in float32)
+    per template and kind: [texts of every split, layers x width]."""
+    loaded = load_model(args.model_dir, "cpu", dtype)
+    settings = next(iter(config.models.values()))
+    specs = [
+        replace(spec, storage_dtype="float32")
+        for spec in specs_of(config, loaded.model.config.num_hidden_layers, settings)
+    ]
+    outs = [
+        [Path(args.work) / f"{dtype}-{number}-{spec.template}.safetensors" for spec in specs]
+        for number in range(len(paths))
+    ]
+    started = time.perf_counter()
+    for path, split_outs in zip(paths, outs, strict=True):
+        extract_split_packed(loaded, path, specs, split_outs, args.examples)
+    seconds = time.perf_counter() - started
+    rows = {}
+    for index, spec in enumerate(specs):
+        for kind in ("residual", "heads"):
+            parts = [read_activations(split_outs[index])[0][kind] for split_outs in outs]
+            if parts[0].shape[1]:  # the template keeps layers of this kind
+                rows[f"{spec.template} {kind}"] = torch.cat(parts).flatten(1)
+    return seconds, rows
+
+
+def compare_dtypes(args, config, dtypes: list[str]) -> None:
+    """Packed extraction of the fixed splits in each dtype, timed, and each dtype's rows against
+    the first's: the largest absolute deviation, the largest deviation relative to its row's
+    largest magnitude, and the smallest cosine similarity of a row."""
+    paths = [split_file(config.raw_dir, Path(args.work), *pair) for pair in SPLITS]
+    runs = {dtype: packed_rows(args, config, paths, dtype) for dtype in dtypes}
+    print(f"CPU native bfloat16: {native_bfloat16()}; {args.threads} thread(s)")
+    first_seconds, reference = runs[dtypes[0]]
+    for dtype, (seconds, rows) in list(runs.items())[1:]:
+        deviation = relative = 0.0
+        cosine = 1.0
+        for key, expected in reference.items():
+            difference = (rows[key] - expected).abs()
+            scale = expected.abs().amax(dim=1, keepdim=True).clamp(min=1e-12)
+            deviation = max(deviation, difference.max().item())
+            relative = max(relative, (difference / scale).max().item())
+            similarity = torch.nn.functional.cosine_similarity(rows[key], expected, dim=1)
+            cosine = min(cosine, similarity.min().item())
+        print(
+            f"{dtype}: {seconds:.1f} s against {first_seconds:.1f} s in {dtypes[0]} "
+            f"({first_seconds / seconds:.2f}x faster); its rows against {dtypes[0]}'s, over every "
+            f"template and layer: max |deviation| {deviation:.3g}, max |deviation| / the row's "
+            f"max |value| {relative:.3g}, min cosine similarity {cosine:.6f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default="models/smollm2-135m")
@@ -78,10 +136,14 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=8, help="per split, for the timing")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ratio-splits", action="store_true", help="token ratio, GENIES splits")
+    parser.add_argument("--dtypes", help="compute dtypes to compare, e.g. float32,bfloat16")
     parser.add_argument("--work", default="/tmp/genies-bench")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
+    if args.dtypes:
+        compare_dtypes(args, config, args.dtypes.split(","))
+        return
     loaded = load_model(args.model_dir, "cpu")
     settings = next(iter(config.models.values()))
     specs = specs_of(config, loaded.model.config.num_hidden_layers, settings)

@@ -1,4 +1,5 @@
-"""The activation cache on tiny-llama: a cached row equals the text run alone, unpadded."""
+"""The activation cache on tiny-llama and the embedded SmolLM2: a cached row equals the text run
+alone, unpadded."""
 
 import json
 import threading
@@ -25,8 +26,13 @@ from genies.models.packing import node_batches, prefix_trees
 from genies.models.templates import TEMPLATES
 from tests.helpers import RAW_DIR, record, write_vendored
 
-# float32 compute and storage: a padded batch and a lone text differ only by rounding
-TOLERANCE = 1e-4
+
+def close(actual: torch.Tensor, expected: torch.Tensor) -> bool:
+    """Equal up to float32 rounding: within 1e-4, plus 1e-6 of the row's largest magnitude.
+    SmolLM2's residual stream holds entries near 560, where float32 values lie 6e-5 apart, so
+    an absolute 1e-4 is under two steps there (measured deviations: up to 2e-4)."""
+    scale = expected.abs().max()
+    return bool(((actual - expected).abs() <= 1e-4 + 1e-6 * scale).all())
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +89,8 @@ def test_a_cached_row_equals_the_text_run_alone(tiny, split_path, side, budget, 
     heads_shape = (tiny.model.config.num_attention_heads, tiny.model.config.head_dim)
     for row, text in enumerate(texts):
         residual, heads = alone(tiny, text)
-        assert torch.allclose(cached["residual"][row], residual, atol=TOLERANCE)
-        expected_heads = heads.reshape(layers, *heads_shape)
-        assert torch.allclose(cached["heads"][row], expected_heads, atol=TOLERANCE)
+        assert close(cached["residual"][row], residual)
+        assert close(cached["heads"][row], heads.reshape(layers, *heads_shape))
 
 
 RESPONSES = {  # examples of 2, 3 and 4 responses; the last prompt is cut at max_length
@@ -111,9 +116,19 @@ def packing_splits(tmp_path_factory):
     return {k: raw / f"k{k}.parquet" for k in RESPONSES}
 
 
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    """The embedded model, in float32."""
+    folder = tmp_path_factory.mktemp("models") / "smollm2-135m"
+    materialise_model("smollm2-135m", resolve_model("smollm2-135m", {}), folder)
+    return load_model(folder, "cpu", "float32")
+
+
+@pytest.mark.parametrize("model", ["tiny", "smollm2"])
 @pytest.mark.parametrize("k", sorted(RESPONSES))
-def test_packed_rows_equal_each_text_run_alone(tiny, packing_splits, tmp_path, k):
-    layers = tiny.model.config.num_hidden_layers
+def test_packed_rows_equal_each_text_run_alone(request, model, packing_splits, tmp_path, k):
+    loaded = request.getfixturevalue(model)
+    layers = loaded.model.config.num_hidden_layers
     max_length = 64
     specs = [
         ExtractionSpec(
@@ -122,22 +137,21 @@ def test_packed_rows_equal_each_text_run_alone(tiny, packing_splits, tmp_path, k
         for template in TEMPLATES
     ]
     outs = [tmp_path / f"{template}.safetensors" for template in TEMPLATES]
-    written = extract_split_packed(tiny, packing_splits[k], specs, outs, None)
+    written = extract_split_packed(loaded, packing_splits[k], specs, outs, None)
     split = read_split(packing_splits[k])
-    heads_shape = (tiny.model.config.num_attention_heads, tiny.model.config.head_dim)
+    heads_shape = (loaded.model.config.num_attention_heads, loaded.model.config.head_dim)
     for spec, out, metadata in zip(specs, outs, written, strict=True):
         cached, _ = read_activations(out)
         texts, examples, responses = split_texts(split, spec.template)
         assert cached["example_index"].tolist() == examples.tolist()
         assert cached["response_index"].tolist() == responses.tolist()
-        lengths = [len(tiny.tokenizer(text)["input_ids"]) for text in texts]
+        lengths = [len(loaded.tokenizer(text)["input_ids"]) for text in texts]
         assert metadata["truncated_rows"] == sum(n > max_length for n in lengths) >= k
         for row, text in enumerate(texts):
-            ids = tiny.tokenizer(text)["input_ids"][-max_length:]
-            residual, heads = alone(tiny, text, ids)
-            assert torch.allclose(cached["residual"][row], residual, atol=TOLERANCE)
-            expected_heads = heads.reshape(layers, *heads_shape)
-            assert torch.allclose(cached["heads"][row], expected_heads, atol=TOLERANCE)
+            ids = loaded.tokenizer(text)["input_ids"][-max_length:]
+            residual, heads = alone(loaded, text, ids)
+            assert close(cached["residual"][row], residual)
+            assert close(cached["heads"][row], heads.reshape(layers, *heads_shape))
     # shared prefixes were computed once: fewer tokens than the texts hold
     assert written[0]["computed_tokens"] < 0.8 * written[0]["template_tokens"]
 
@@ -244,7 +258,11 @@ def test_a_waiting_job_gets_the_slot_when_it_is_released(tmp_path):
     assert got == [0]
 
 
-def test_compute_dtype():
-    assert compute_dtype("auto", "cpu") == "float32"
+@pytest.mark.parametrize("native", [True, False])
+def test_compute_dtype(monkeypatch, native):
+    # the CPU's answer is replaced, so both branches run on any machine
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert compute_dtype("auto", "cpu") == ("bfloat16" if native else "float32")
     assert compute_dtype("auto", "cuda:1") == "bfloat16"
     assert compute_dtype("float16", "cpu") == "float16"
