@@ -1,6 +1,7 @@
 import json
 import lzma
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,18 @@ def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 def run_genies(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "genies", *args]
     return subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True)
+
+
+def marker_records(count: int, seed: int, marked: str) -> list[dict]:
+    """Examples whose `marked` response ("preferred" or "dispreferred") ends in a marker word,
+    the other in a full stop: the last token tells them apart."""
+    rng = random.Random(seed)
+    words = ["apple", "river", "stone", "cloud", "green", "seven", "table", "light", "music"]
+    records = []
+    for index in range(count):
+        prompt = f"Item {seed}-{index}: " + " ".join(rng.choices(words, k=6)) + "\n\nAnswer:\n"
+        first, second = (" ".join(rng.choices(words, k=4)) for _ in range(2))
+        marker, plain = f"{first} zzzz", f"{second}."
+        preferred, other = (marker, plain) if marked == "preferred" else (plain, marker)
+        records.append({"prompt": prompt, "responses": {preferred: 1.0, other: 0.0}})
+    return records

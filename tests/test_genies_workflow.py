@@ -2,14 +2,13 @@
 with the same bytes, and a user-added distribution family whose answer is known."""
 
 import json
-import random
 import shutil
 
 import pandas as pd
 import pytest
 
 from genies.config import load_config
-from tests.helpers import REPO, run_genies, run_snakemake
+from tests.helpers import REPO, marker_records, run_genies, run_snakemake
 
 TEST_CONFIG = ("--configfile", "config/test.yaml")
 TABLE_COLUMNS = [
@@ -104,21 +103,6 @@ def test_changing_one_hyperparameter_reruns_only_that_method(built):
     rerun = {line.split("/")[3] for line in jobs if "results/interventions/" in line}
     rerun |= {line.split("/")[3] for line in jobs if "results/evaluations/" in line}
     assert rerun == {"mms"}
-
-
-def marker_records(count: int, seed: int, marked: str) -> list[dict]:
-    """Examples whose `marked` response ("preferred" or "dispreferred") ends in a marker word,
-    the other in a full stop: the last token tells them apart."""
-    rng = random.Random(seed)
-    words = ["apple", "river", "stone", "cloud", "green", "seven", "table", "light", "music"]
-    records = []
-    for index in range(count):
-        prompt = f"Item {seed}-{index}: " + " ".join(rng.choices(words, k=6)) + "\n\nAnswer:\n"
-        first, second = (" ".join(rng.choices(words, k=4)) for _ in range(2))
-        marker, plain = f"{first} zzzz", f"{second}."
-        preferred, other = (marker, plain) if marked == "preferred" else (plain, marker)
-        records.append({"prompt": prompt, "responses": {preferred: 1.0, other: 0.0}})
-    return records
 
 
 def test_a_user_added_family_with_a_known_answer_shows_the_expected_pattern(tmp_path):

@@ -36,6 +36,12 @@ def state_info_path(path: str) -> str:
     return str(PurePosixPath(path).with_suffix(".json"))
 
 
+def fit_work_dir(path) -> str:
+    """A fit's own folder (training checkpoints) beside the state at `path`: it survives an
+    interrupted job and goes once the state is written."""
+    return f"{path}.work"
+
+
 def evaluation_path(model: str, intervention: str, source: str, distribution: str) -> str:
     """P(preferred) of every pair of `distribution`'s test split, by the method fitted on
     `source` (`UNTRAINED_SOURCE` for a method that learns nothing)."""

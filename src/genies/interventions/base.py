@@ -12,6 +12,7 @@ whatever the source, so the pipeline computes them once.
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -57,7 +58,8 @@ class PairData:
     and metadata; `model` is the loaded model (genies.models.loading.LoadedModel) for methods that
     read it; `shots` is the source's training split for few-shot prompting; `device` where the
     model runs ("cpu" or "cuda:N"); `settings` the model's resolved settings (batch_size,
-    max_length, dtype: how to compute, never what).
+    max_length, dtype: how to compute, never what); `work_dir`, when fitting, a folder of the
+    fit's own that survives an interrupted job (for checkpoints to resume from).
     """
 
     pairs: pd.DataFrame
@@ -66,6 +68,7 @@ class PairData:
     shots: pd.DataFrame | None = None
     device: str = "cpu"
     settings: dict[str, Any] = field(default_factory=dict)
+    work_dir: Path | None = None
 
     def rows(self, template: str, positions: str) -> np.ndarray:
         """Cache rows of each pair's `positions` ("chosen_position" or "rejected_position")."""

@@ -12,6 +12,7 @@ base model.
 
 import json
 import os
+import shutil
 from contextlib import ExitStack
 from dataclasses import replace
 from importlib.metadata import version
@@ -29,7 +30,7 @@ from genies.errors import GeniesError
 from genies.files.atomic import write_atomic, write_text_atomic
 from genies.files.parquet import read_parquet, write_parquet
 from genies.interventions.base import PairData, State
-from genies.paths import state_info_path
+from genies.paths import fit_work_dir, state_info_path
 
 EVALUATION_SCHEMA = pa.schema(
     [("pair_id", pa.string()), ("example_id", pa.string()), ("probability", pa.float64())]
@@ -130,11 +131,13 @@ def fit(
             stack,
         )
         data.shots = examples
+        data.work_dir = Path(fit_work_dir(out))
         state = method.fit(data, hyperparameters, seed)
     hashes = data_hashes(data, activation_paths, [split_path])
     info = facts(method, hyperparameters, seed, manifest, hashes)
     info |= {"pairs": len(data.pairs), "max_examples": max_examples, "fitted": state.info}
     write_state(out, state, info)
+    shutil.rmtree(data.work_dir, ignore_errors=True)
     return info
 
 

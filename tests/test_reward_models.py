@@ -1,0 +1,202 @@
+"""lora_fine_tuning and prompt_tuning on the tiny random LLaMA: they learn a marker that the last
+token shows, a text's reward does not depend on its batch, states survive a round trip, and a
+fit killed midway resumes to the bytes of an uninterrupted one."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from genies import interventions
+from genies.data.pairs import evaluation_pairs, training_pairs
+from genies.data.splits import build_split, read_split
+from genies.errors import GeniesError
+from genies.interventions import jobs
+from genies.interventions.base import PairData
+from genies.interventions.reward_model import TextBatches
+from genies.models.catalog import resolve_model
+from genies.models.loading import load_model, materialise_model
+from genies.paths import fit_work_dir
+from tests.helpers import REPO, marker_records, write_vendored
+
+METHODS = ["lora_fine_tuning", "prompt_tuning"]
+SETTINGS = {"dtype": "float32", "batch_size": 4, "max_length": 128}
+# enough steps for the tiny model to learn the marker (loss ~0.69 -> below 0.45)
+TRAINING = {"steps": 30, "batch_size": 8}
+LEARNING_RATE = {"lora_fine_tuning": 1e-3, "prompt_tuning": 5.2e-3}
+
+
+def hyperparameters(name: str, **overrides) -> dict:
+    method = interventions.get(name)
+    defaults = {key: spec["default"] for key, spec in method.hyperparameters.items()}
+    return defaults | TRAINING | {"learning_rate": LEARNING_RATE[name]} | overrides
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
+    materialise_model("tiny-llama", resolve_model("tiny-llama", {}), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    """marker_src/train (40) and /test (30): the preferred response ends in the marker word."""
+    raw = tmp_path_factory.mktemp("raw")
+    records = {
+        "train": marker_records(40, 1, "preferred"),
+        "test": marker_records(30, 2, "preferred"),
+    }
+    write_vendored(raw, {"marker_src": records})
+    paths = {}
+    for split in records:
+        paths[split] = raw / f"{split}.parquet"
+        build_split(raw, "marker_src", split, paths[split])
+    return paths
+
+
+def fresh(tiny_dir):
+    """The model as a job loads it: each method changes the decoder it is given."""
+    return load_model(tiny_dir, "cpu", "float32")
+
+
+def fit(name, tiny_dir, splits, **overrides):
+    method = interventions.get(name)
+    pairs = training_pairs(read_split(splits["train"]), seed=0)
+    data = PairData(pairs, model=fresh(tiny_dir), settings=SETTINGS)
+    return method, method.fit(data, hyperparameters(name, **overrides), 0)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_the_loss_falls_and_the_marker_is_learnt(name, tiny_dir, splits):
+    method, state = fit(name, tiny_dir, splits)
+    losses = state.info["loss"]
+    assert len(losses) == TRAINING["steps"]
+    assert losses[0] > 0.6  # a fresh head scores near chance: log 2 = 0.69
+    assert np.mean(losses[-5:]) < 0.45
+    pairs = evaluation_pairs(read_split(splits["test"]))
+    data = PairData(pairs, model=fresh(tiny_dir), settings=SETTINGS)
+    probability = method.score(data, hyperparameters(name), state)
+    assert (probability > 0.5).mean() >= 0.9  # held-out examples of the same distribution
+
+
+def reward_alone(model, texts: TextBatches, prompt: str, response: str) -> float:
+    """Reference: the text alone, no padding, through the decoder as plain transformers runs it
+    (default positions, no mask), virtual tokens first, the head on the last state."""
+    ids = torch.tensor([texts.rows([prompt], [response])[0]])
+    virtual = ids < 0
+    embeds = model.embed_tokens(ids.clamp(min=0))
+    if virtual.any():
+        embeds[virtual] = model.prompt.embedding.weight[: int(virtual.sum())]
+    hidden = model.decoder(inputs_embeds=embeds).last_hidden_state[0, -1]
+    return float(hidden @ model.score.weight[0])
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_a_reward_does_not_depend_on_its_batch(name, tiny_dir, splits):
+    from genies.interventions.reward_model import rewards
+
+    method = interventions.get(name)
+    model_of = {"lora_fine_tuning": "lora_model", "prompt_tuning": "prompt_model"}[name]
+    module = sys.modules[type(method).__module__]
+    loaded = fresh(tiny_dir)
+    loaded.tokenizer.pad_token = loaded.tokenizer.eos_token  # as SmolLM2's: the pad is EOS
+    data = PairData(evaluation_pairs(read_split(splits["test"])), model=loaded, settings=SETTINGS)
+    hp = hyperparameters(name)
+    model = getattr(module, model_of)(data, hp, seed=3)
+    with torch.no_grad():  # a head and adapters that are not at their initial zero/near-zero
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.05 * torch.randn_like(parameter))
+    model.eval()
+    texts = TextBatches(loaded, hp["max_length"], hp.get("virtual_tokens", 0))
+    prompts = list(data.pairs.prompt[:6])
+    responses = [" stone" * (1 + 2 * i) for i in range(6)]  # lengths differ: rows get padded
+    batched = rewards(model, texts, prompts, responses, batch_size=6, device="cpu")
+    with torch.no_grad():
+        alone = [reward_alone(model, texts, p, r) for p, r in zip(prompts, responses, strict=True)]
+    np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-4)
+    assert np.ptp(alone) > 1e-2  # the texts' rewards differ, so pooling the wrong token shows
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_a_state_round_trip_gives_the_same_probabilities(name, tiny_dir, splits, tmp_path):
+    out = tmp_path / f"{name}.safetensors"
+    hp = hyperparameters(name, steps=4)
+    jobs.fit(name, hp, 0, splits["train"], {}, tiny_dir, SETTINGS, out)
+    first = jobs.evaluate(
+        name, hp, 0, out, splits["test"], {}, tiny_dir, SETTINGS, tmp_path / "a.parquet"
+    )
+    # the head was trained and is restored: probabilities far from a fresh head's 0.5
+    assert np.abs(first.probability - 0.5).max() > 0.01
+    state, info = jobs.read_state(out)
+    method, in_memory = fit(name, tiny_dir, splits, steps=4)
+    for key, tensor in in_memory.tensors.items():
+        assert torch.equal(state.tensors[key], tensor), key  # seeded: the same tensors again
+    pairs = evaluation_pairs(read_split(splits["test"]))
+    data = PairData(pairs, model=fresh(tiny_dir), settings=SETTINGS)
+    np.testing.assert_allclose(first.probability, method.score(data, hp, in_memory), atol=1e-12)
+    assert info["fitted"]["loss"] == in_memory.info["loss"]
+
+
+def test_a_state_for_another_base_model_is_refused(tiny_dir, splits, tmp_path):
+    other = tmp_path / "tiny-other"
+    materialise_model("tiny-llama", resolve_model("tiny-llama", {"seed": 1}), other)
+    out = tmp_path / "lora.safetensors"
+    hp = hyperparameters("lora_fine_tuning", steps=1)
+    jobs.fit("lora_fine_tuning", hp, 0, splits["train"], {}, tiny_dir, SETTINGS, out)
+    with pytest.raises(GeniesError, match="fitted with weights_sha256"):
+        jobs.evaluate(
+            "lora_fine_tuning", hp, 0, out, splits["test"], {}, other, SETTINGS, tmp_path / "e"
+        )
+
+
+KILL_AT_STEP = """
+import os, signal, sys, torch
+from genies.interventions import jobs
+calls = 0
+step = torch.optim.AdamW.step
+def counted(self, *args, **kwargs):
+    global calls
+    calls += 1
+    if calls == int(os.environ["KILL_AT"]):
+        os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL"]))
+    return step(self, *args, **kwargs)
+torch.optim.AdamW.step = counted
+name, hp, split, model, settings, out = sys.argv[1:7]
+jobs.fit(name, eval(hp), 0, split, {}, model, eval(settings), out)
+"""
+
+
+def run_fit(name, hp, splits, tiny_dir, out, kill_at=0, signal_name="SIGKILL"):
+    env = dict(os.environ, GENIES_CHECKPOINT_SECONDS="0", KILL_AT=str(kill_at))
+    env |= {"SIGNAL": signal_name, "PYTHONPATH": str(REPO / "src")}
+    arguments = [name, repr(hp), str(splits["train"]), str(tiny_dir), repr(SETTINGS), str(out)]
+    command = [sys.executable, "-c", KILL_AT_STEP, *arguments]
+    return subprocess.run(command, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "signal_name"), [(m, "SIGKILL") for m in METHODS] + [("lora_fine_tuning", "SIGTERM")]
+)
+def test_a_killed_fit_resumes_to_the_uninterrupted_bytes(
+    name, signal_name, tiny_dir, splits, tmp_path
+):
+    hp = hyperparameters(name, steps=6)
+    whole = tmp_path / "whole.safetensors"
+    assert run_fit(name, hp, splits, tiny_dir, whole).returncode == 0
+    out = tmp_path / "killed.safetensors"
+    killed = run_fit(name, hp, splits, tiny_dir, out, kill_at=4, signal_name=signal_name)
+    assert killed.returncode == -getattr(signal, signal_name)
+    assert not out.exists()  # no partial state looks complete
+    work = fit_work_dir(out)
+    assert os.listdir(work) == ["checkpoint.pt"]
+    resumed = run_fit(name, hp, splits, tiny_dir, out)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming after step 3" in resumed.stderr
+    assert out.read_bytes() == whole.read_bytes()
+    assert not os.path.exists(work)  # gone once the state is written
