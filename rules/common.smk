@@ -4,7 +4,7 @@ from pathlib import Path
 from genies import interventions
 from genies.code_inputs import library_files
 from genies.config import validate_config
-from genies.evaluation.model_jobs import needed_evaluations
+from genies.evaluation.model_jobs import needed_evaluations, needed_state_infos
 from genies.paths import (
     activation_sidecar_path,
     FIGURES_DIR,

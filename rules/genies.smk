@@ -63,6 +63,11 @@ rule genies_table:
 rule genies_figures:
     input:
         tidy=rules.genies_table.input.tidy,
+        states=[
+            info
+            for model in CFG.models
+            for info in needed_state_infos(model, CFG.interventions, CFG.shifts)
+        ],
         code=code("genies.evaluation.figures_job"),
     output:
         report(
@@ -83,7 +88,8 @@ rule genies_figures:
         resamples=CFG.bootstrap["resamples"],
         level=CFG.bootstrap["level"],
     shell:
-        "genies genies-figures --tidy {input.tidy} --out-dir {output} --seed {params.seed} "
+        "genies genies-figures --tidy {input.tidy} --states {input.states} --out-dir {output} "
+        "--seed {params.seed} "
         "--resamples {params.resamples} --level {params.level} 2> {log}"
 
 

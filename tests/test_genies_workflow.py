@@ -72,6 +72,7 @@ def test_the_table_has_a_row_per_intervention_and_the_promised_columns(built):
     )
     figures = sorted(p.name for p in (built / "results/figures").iterdir())
     assert "genies_de.png" in figures and "heatmap_tiny-llama.png" in figures
+    assert "training_loss_tiny-llama.png" in figures  # the fine-tuned reward models' losses
 
 
 def test_every_intervention_state_records_what_reproduces_it(built):

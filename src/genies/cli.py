@@ -205,7 +205,9 @@ def cmd_genies_table(args) -> None:
 def cmd_genies_figures(args) -> None:
     from genies.evaluation.figures_job import genies_figures_job
 
-    written = genies_figures_job(args.tidy, args.out_dir, args.seed, args.resamples, args.level)
+    written = genies_figures_job(
+        args.tidy, args.states, args.out_dir, args.seed, args.resamples, args.level
+    )
     print(f"wrote {len(written)} figures into {args.out_dir}", file=sys.stderr)
 
 
@@ -364,6 +366,7 @@ def parser() -> argparse.ArgumentParser:
 
     sub = command("genies-figures", cmd_genies_figures, "the figures of the configured models")
     sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")
+    sub.add_argument("--states", nargs="*", default=[], help="fitted states' JSON descriptions")
     sub.add_argument("--out-dir", required=True)
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--resamples", type=int, default=2000)

@@ -5,10 +5,14 @@ from pathlib import Path
 from genies.evaluation.genies_table import read_tidy, table_shifts
 from genies.evaluation.summary import shift_means
 from genies.figures import make_model_figures
+from genies.figures.training import training_figures
 
 
-def genies_figures_job(tidy_paths: list[str], out_dir, seed, resamples, level) -> dict[str, Path]:
-    """The figures of the configured models, over the same shifts as the GENIES table."""
+def genies_figures_job(
+    tidy_paths: list[str], state_infos: list[str], out_dir, seed, resamples, level
+) -> dict[str, Path]:
+    """The figures of the configured models, over the same shifts as the GENIES table, and the
+    training loss of the fitted states that recorded one."""
     tidy = read_tidy(tidy_paths)
     summary = shift_means(table_shifts(tidy), seed, resamples, level)
-    return make_model_figures(tidy, summary, out_dir)
+    return make_model_figures(tidy, summary, out_dir, training_figures(state_infos))

@@ -50,20 +50,37 @@ def evaluation_file(model: str, intervention: str, source: str, distribution: st
     return paths.evaluation_path(model, intervention, source, distribution)
 
 
-def needed_evaluations(model: str, methods: list[str], shifts: list[Shift]) -> list[str]:
-    """Every evaluation file a model's shift table reads: each method fitted on the source and
-    scored on the target and the source, fitted and scored on the reference (for the target-tuned
-    capability), and the zero-shot baseline on the target."""
+def needed_scores(methods: list[str], shifts: list[Shift]) -> set[tuple[str, str, str]]:
+    """(method, fitted on, scored on) of every evaluation a shift table reads: each method fitted
+    on the source and scored on the target and the source, fitted and scored on the reference
+    (for the target-tuned capability), and the zero-shot baseline on the target."""
     needed = set()
     for shift in shifts:
-        needed.add(evaluation_file(model, BASELINE, shift.source, shift.target))
+        needed.add((BASELINE, shift.source, shift.target))
         for method in methods:
             needed |= {
-                evaluation_file(model, method, shift.source, shift.target),
-                evaluation_file(model, method, shift.source, shift.source),
-                evaluation_file(model, method, shift.target_reference, shift.target_reference),
+                (method, shift.source, shift.target),
+                (method, shift.source, shift.source),
+                (method, shift.target_reference, shift.target_reference),
             }
-    return sorted(needed)
+    return needed
+
+
+def needed_evaluations(model: str, methods: list[str], shifts: list[Shift]) -> list[str]:
+    """Every evaluation file a model's shift table reads (see `needed_scores`)."""
+    return sorted({evaluation_file(model, *score) for score in needed_scores(methods, shifts)})
+
+
+def needed_state_infos(model: str, methods: list[str], shifts: list[Shift]) -> list[str]:
+    """The JSON descriptions of the fitted states behind those evaluations."""
+    registry = interventions.registry()
+    return sorted(
+        {
+            paths.state_info_path(paths.state_path(model, method, source))
+            for method, source, _ in needed_scores(methods, shifts)
+            if registry[method].trained
+        }
+    )
 
 
 def shift_metrics_job(model, methods, shift_names, raw_dir, bootstrap: dict) -> pd.DataFrame:

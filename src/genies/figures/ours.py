@@ -32,7 +32,7 @@ def drawn_rows(tidy: pd.DataFrame) -> pd.DataFrame:
 
 
 def make_model_figures(
-    tidy: pd.DataFrame, summary: pd.DataFrame, out_dir: str | os.PathLike
+    tidy: pd.DataFrame, summary: pd.DataFrame, out_dir: str | os.PathLike, extra=None
 ) -> dict[str, Path]:
     """Draw the figures of our runs, then write them as `<out_dir>/<name>.png`; name -> path.
 
@@ -43,7 +43,8 @@ def make_model_figures(
     - accuracy_vs_zero_shot_<model>: per-shift accuracy against zero-shot accuracy, Pearson r per
       panel (if the model has an intervention besides zero_shot);
     - extreme_vs_probing: mean DE over the extreme and the probing GENIES shifts (if there are
-      GENIES shifts with an intervention besides zero_shot).
+      GENIES shifts with an intervention besides zero_shot);
+    and the `extra` builders given (name -> function drawing a figure).
     All are drawn before the first is written, so bad input writes nothing.
     """
     check_tidy(tidy)
@@ -59,4 +60,4 @@ def make_model_figures(
     builders |= per_model_figures(rows, rows, models, colours)
     if (genies_only(tidy).intervention != BASELINE).any():
         builders["extreme_vs_probing"] = lambda: extreme_vs_probing_figure(tidy, colours)
-    return write_figures(builders, out_dir)
+    return write_figures(builders | (extra or {}), out_dir)
