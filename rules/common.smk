@@ -83,6 +83,7 @@ def extraction_request(wildcards):
             "dtype": settings["dtype"],
             "batch_size": settings["batch_size"],
             "max_length": settings["max_length"],
+            "gpus": settings.get("gpus", 1),
         },
         separators=(",", ":"),
     )

@@ -20,7 +20,7 @@ from genies.models.activations import (
     split_texts,
 )
 from genies.models.catalog import resolve_model
-from genies.models.devices import claim_slot, compute_dtype
+from genies.models.devices import claim_slots, compute_dtype, spread_layers, visible_ids
 from genies.models.loading import load_model, materialise_model
 from genies.models.packing import node_batches, prefix_trees
 from genies.models.templates import TEMPLATES
@@ -234,28 +234,65 @@ def test_layer_selection_errors():
 
 
 def test_gpu_slots_are_claimed_exclusively(tmp_path):
-    with claim_slot(2, tmp_path) as first, claim_slot(2, tmp_path) as second:
-        assert (first, second) == (0, 1)
+    gpus = ["0", "1"]
+    with claim_slots(gpus, 1, tmp_path) as first, claim_slots(gpus, 1, tmp_path) as second:
+        assert (first, second) == ([0], [1])
         with (
-            pytest.raises(GeniesError, match="no free GPU slot of 2"),
-            claim_slot(2, tmp_path, timeout_s=0),
+            pytest.raises(GeniesError, match="no 1 free GPU"),
+            claim_slots(gpus, 1, tmp_path, timeout_s=0),
         ):
             pass
-    with claim_slot(2, tmp_path) as again:
-        assert again == 0  # released on exit
+    with claim_slots(gpus, 1, tmp_path) as again:
+        assert again == [0]  # released on exit
+
+
+def test_a_job_needing_several_gpus_takes_all_or_none(tmp_path):
+    gpus = ["0", "1", "2"]
+    with claim_slots(gpus, 1, tmp_path) as one:
+        assert one == [0]
+        with claim_slots(gpus, 2, tmp_path) as two:
+            assert two == [1, 2]
+        with pytest.raises(GeniesError, match="no 3 free GPU"), claim_slots(gpus, 3, tmp_path, 0):
+            pass
+        # the failed claim released what it had taken: two are free again
+        with claim_slots(gpus, 2, tmp_path) as again:
+            assert again == [1, 2]
+    with (
+        pytest.raises(GeniesError, match="needs 4 GPUs, but only 3 are visible"),
+        claim_slots(gpus, 4, tmp_path),
+    ):
+        pass
+
+
+def test_gpu_locks_are_named_by_the_visible_gpu(tmp_path, monkeypatch):
+    # two SLURM jobs on one node both call their GPU cuda:0; its physical number tells them apart
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    with claim_slots(visible_ids(1), 1, tmp_path):
+        assert [p.name for p in tmp_path.iterdir()] == ["gpu-3.lock"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_ids(2) == ["0", "1"]
 
 
 def test_a_waiting_job_gets_the_slot_when_it_is_released(tmp_path):
     got = []
-    with claim_slot(1, tmp_path):
+    with claim_slots(["0"], 1, tmp_path):
         waiter = threading.Thread(
-            target=lambda: got.append(claim_slot(1, tmp_path, poll_s=0.05).__enter__())
+            target=lambda: got.append(claim_slots(["0"], 1, tmp_path, poll_s=0.05).__enter__())
         )
         waiter.start()
         waiter.join(0.3)
         assert got == []  # still waiting while the slot is held
     waiter.join(5)
-    assert got == [0]
+    assert got == [[0]]
+
+
+def test_a_model_spreads_over_its_gpus_in_equal_runs_of_layers():
+    device_map = spread_layers(30, ["cuda:0", "cuda:1", "cuda:2", "cuda:3"])
+    layers = [device_map[f"model.layers.{i}"] for i in range(30)]
+    assert [layers.count(f"cuda:{d}") for d in range(4)] == [8, 8, 8, 6]
+    assert layers == sorted(layers)  # consecutive runs: activations cross each boundary once
+    assert device_map["model.embed_tokens"] == "cuda:0"
+    assert device_map["model.norm"] == device_map["lm_head"] == "cuda:3"
 
 
 @pytest.mark.parametrize("native", [True, False])

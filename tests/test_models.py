@@ -135,6 +135,14 @@ def test_load_model_in_requested_dtype(tiny_dir):
         load_model(tiny_dir, dtype="float64")
 
 
+def test_a_model_loaded_over_a_device_list_computes_the_same(tiny_dir, tiny):
+    # on the CPU every "device" is the CPU: this checks that loading with a device map works and
+    # changes nothing, not the transfers between GPUs (untested here: no GPU)
+    spread = load_model(tiny_dir, ["cpu", "cpu"], dtype="float32")
+    text = "Spread the layers"
+    torch.testing.assert_close(last_logits(spread, text), last_logits(tiny, text))
+
+
 def test_unknown_loader_or_dtype_fails_before_writing(tmp_path):
     with pytest.raises(GeniesError, match="model x: unknown loader 'magic'"):
         materialise_model("x", {"loader": "magic", "dtype": "float32"}, tmp_path / "x")

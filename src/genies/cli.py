@@ -112,16 +112,17 @@ def cmd_extract(args) -> None:
         extract_split_templates,
         resolve_layers,
     )
-    from genies.models.devices import claim_device, compute_dtype
+    from genies.models.devices import claim_devices, compute_dtype
     from genies.models.loading import load_model
 
     torch.set_num_threads(args.threads)
     request = json.loads(args.spec)
     if len(args.out) != len(request["templates"]):
         raise GeniesError(f"{len(request['templates'])} templates but {len(args.out)} --out files")
-    with claim_device() as device:
+    with claim_devices(request.get("gpus", 1)) as devices:
         # one model load for all templates of the split
-        loaded = load_model(args.model_dir, device, compute_dtype(request["dtype"], device))
+        dtype = compute_dtype(request["dtype"], devices[0])
+        loaded = load_model(args.model_dir, devices, dtype)
         layers = loaded.model.config.num_hidden_layers
         specs = [
             ExtractionSpec(

@@ -100,7 +100,7 @@ class RewardModel(torch.nn.Module):
         hidden = self.decoder(
             inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False
         ).last_hidden_state[:, -1]
-        return self.score(hidden.float())[:, 0]
+        return self.score(hidden.float().to(self.score.weight.device))[:, 0]
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -130,7 +130,8 @@ def prefix_groups(rows, batch_size: int) -> list[list[tuple[int, list[int]]]]:
 def token_log_probabilities(model, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """log p(target) of each hidden state's next token: the LM head on these states only."""
     logits = model.lm_head(hidden).float()
-    return logits.log_softmax(dim=-1).gather(1, targets[:, None])[:, 0]
+    chosen = logits.log_softmax(dim=-1).gather(1, targets[:, None].to(logits.device))
+    return chosen[:, 0].to(hidden.device)
 
 
 @torch.inference_mode()
@@ -149,16 +150,21 @@ def log_likelihoods(
     for batch in prefix_groups(rows, batch_size):
         prefix_ids, mask, positions, _ = pad_batch([p for _, p in batch], pad_id, "left", device)
         cache = DynamicCache(config=model.config)
-        last = model.model(
-            input_ids=prefix_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            cache=cache,
-            use_cache=True,
-        ).last_hidden_state[:, -1]
+        last = (
+            model.model(
+                input_ids=prefix_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                cache=cache,
+                use_cache=True,
+            )
+            .last_hidden_state[:, -1]
+            .to(device)
+        )  # (a spread model ends on another device)
         owners = [(j, i) for j, (indices, _) in enumerate(batch) for i in indices]
         parent = torch.tensor([j for j, _ in owners], device=device)
-        cache.batch_select_indices(parent)  # one copy of its prefix's cache per response
+        for layer in cache.layers:  # one copy of its prefix's cache per response
+            layer.batch_select_indices(parent.to(layer.keys.device))
         responses = [rows[i][1] for _, i in owners]
         response_ids, response_mask, response_positions, _ = pad_batch(
             responses, pad_id, "right", device
@@ -169,7 +175,7 @@ def log_likelihoods(
             position_ids=response_positions + mask.sum(dim=1)[parent, None],
             cache=cache,
             use_cache=False,
-        ).last_hidden_state
+        ).last_hidden_state.to(device)
         # a response's first token is predicted by its prefix's last state, token t > 0 by the
         # response's state t - 1
         lengths = [len(response) for response in responses]

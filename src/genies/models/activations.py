@@ -117,8 +117,10 @@ class LastTokenRecorder:
             self.last, self.rows = last, torch.arange(last.shape[0], device=last.device)
 
     def keep(self, kind: str, states: torch.Tensor) -> None:
-        if self.gather_last:
-            self.pending[kind].append(states[self.rows, self.last])
+        if self.gather_last:  # (the indices follow the states: a spread model's differ in device)
+            self.pending[kind].append(
+                states[self.rows.to(states.device), self.last.to(states.device)]
+            )
             return
         self.pending[kind].append(states.select(1, -1))
         self.kept_bytes += states.nbytes

@@ -1,13 +1,21 @@
-"""Which device a job runs on. Snakemake's `gpu` resource is only a counter: it never says which
-GPU a job got, so a GPU job claims a free one itself with an exclusive lock on one of N slot
-files, held for the life of the job. Without a GPU, jobs run on the CPU."""
+"""Which devices a job runs on. Snakemake's `gpu` resource is only a counter: it never says which
+GPUs a job got, so a GPU job claims free ones itself with exclusive locks on per-GPU lock files,
+held for the life of the job. A lock file is named by the GPU's entry in CUDA_VISIBLE_DEVICES
+(its index where that is unset), so jobs that see the same GPU under different numbers (as in
+SLURM jobs on one node) still exclude each other. Without a GPU, jobs run on the CPU.
+
+A model that needs several GPUs (the model setting `gpus`) is spread over the ones its job
+claimed: its decoder layers split into equal consecutive runs, the embedding on the first GPU,
+the final norm and LM head on the last; each layer runs where its weights are (accelerate's
+hooks move the activations), one GPU at a time.
+"""
 
 import fcntl
 import os
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from genies.errors import GeniesError
@@ -27,39 +35,61 @@ def try_lock(path: Path):
     return handle
 
 
+def visible_ids(count: int) -> list[str]:
+    """The name of each visible GPU: its CUDA_VISIBLE_DEVICES entry, else its index."""
+    listed = [i for i in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if i.strip()]
+    return listed[:count] if len(listed) >= count else [str(i) for i in range(count)]
+
+
 @contextmanager
-def claim_slot(n_slots: int, lock_dir=None, timeout_s: float = 3600, poll_s: float = 1.0):
-    """Hold one of `n_slots` slots (the lowest free one) until the block ends; yield its number."""
+def claim_slots(
+    names: list[str], count: int = 1, lock_dir=None, timeout_s: float = 3600, poll_s: float = 1.0
+) -> Iterator[list[int]]:
+    """Hold `count` of the slots `names` (the lowest free ones, all or none) until the block
+    ends; yield their positions in `names`."""
+    if count > len(names):
+        raise GeniesError(f"a job needs {count} GPUs, but only {len(names)} are visible")
     lock_dir = Path(lock_dir or default_lock_dir())
     lock_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout_s
     while True:
-        for slot in range(n_slots):
-            handle = try_lock(lock_dir / f"slot{slot}.lock")
-            if handle is not None:
-                try:
-                    yield slot
-                finally:
-                    handle.close()  # closing releases the lock
-                return
+        with ExitStack() as held:
+            slots = []
+            for slot, name in enumerate(names):
+                handle = try_lock(lock_dir / f"gpu-{name}.lock")
+                if handle is not None:
+                    held.callback(handle.close)  # closing releases the lock
+                    slots.append(slot)
+                    if len(slots) == count:
+                        yield slots
+                        return
+        # fewer than `count` free: all released (no job holds part of a claim while it waits)
         if time.monotonic() > deadline:
             raise GeniesError(
-                f"no free GPU slot of {n_slots} in {lock_dir} after {timeout_s:.0f} s"
+                f"no {count} free GPU(s) of {len(names)} in {lock_dir} after {timeout_s:.0f} s"
             )
         time.sleep(poll_s)
 
 
 @contextmanager
-def claim_device(lock_dir=None) -> Iterator[str]:
-    """A free CUDA device ("cuda:N") for the block, or "cpu" on a machine without one."""
+def claim_devices(count: int = 1, lock_dir=None) -> Iterator[list[str]]:
+    """`count` free CUDA devices (["cuda:N", ...]) for the block, or ["cpu"] without a GPU."""
     import torch
 
-    count = torch.cuda.device_count()
-    if count == 0:
-        yield "cpu"
+    visible = torch.cuda.device_count()
+    if visible == 0:
+        yield ["cpu"]
         return
-    with claim_slot(count, lock_dir) as slot:
-        yield f"cuda:{slot}"
+    with claim_slots(visible_ids(visible), count, lock_dir) as slots:
+        yield [f"cuda:{slot}" for slot in slots]
+
+
+def spread_layers(layers: int, devices: list[str]) -> dict[str, str]:
+    """A transformers device map of a LLaMA-style causal LM over `devices` (see above)."""
+    per_device = -(-layers // len(devices))
+    device_map = {"model.embed_tokens": devices[0], "model.rotary_emb": devices[0]}
+    device_map |= {f"model.layers.{i}": devices[i // per_device] for i in range(layers)}
+    return device_map | {"model.norm": devices[-1], "lm_head": devices[-1]}
 
 
 def native_bfloat16() -> bool:

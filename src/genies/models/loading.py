@@ -41,7 +41,7 @@ from transformers import (
 
 from genies.errors import GeniesError
 from genies.files.atomic import atomic_dir
-from genies.models.devices import compute_dtype
+from genies.models.devices import compute_dtype, spread_layers
 from genies.models.manifest import MANIFEST, read_manifest
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -297,9 +297,10 @@ def weight_hashes(folder: Path) -> dict:
 
 
 def load_model(
-    model_dir: str | os.PathLike, device: str = "cpu", dtype: str | None = None
+    model_dir: str | os.PathLike, device: str | list[str] = "cpu", dtype: str | None = None
 ) -> LoadedModel:
-    """The model of a materialised folder, in eval mode on `device`, with its tokenizer.
+    """The model of a materialised folder, in eval mode on `device` (or spread over a list of
+    devices, genies.models.devices.spread_layers), with its tokenizer.
 
     `dtype` defaults to the manifest's; the tokenizer always has a pad token (padding side is
     the caller's choice).
@@ -311,11 +312,17 @@ def load_model(
         verify_weights(model_dir, manifest["weight_files"])
     # A `pretrained` model's weights stay at its path, too large to hash at every load.
     weights = manifest["path"] or model_dir
+    devices = [device] if isinstance(device, str) else list(device)
+    placement = {}
+    if len(devices) > 1:
+        layers = manifest["architecture"]["num_hidden_layers"]
+        placement["device_map"] = spread_layers(layers, devices)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             weights,
-            dtype=torch_dtype(name, dtype or manifest["dtype"], device),
+            dtype=torch_dtype(name, dtype or manifest["dtype"], devices[0]),
             local_files_only=True,
+            **placement,
         )
         tokenizer = AutoTokenizer.from_pretrained(weights, local_files_only=True)
     except (OSError, ValueError) as exc:
@@ -324,7 +331,9 @@ def load_model(
     if model.config.pad_token_id is None:  # batched scoring finds each sequence's end through it
         model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()
-    return LoadedModel(model=model.to(device), tokenizer=tokenizer, manifest=manifest)
+    if not placement:
+        model = model.to(devices[0])
+    return LoadedModel(model=model, tokenizer=tokenizer, manifest=manifest)
 
 
 def verify_weights(model_dir: Path, expected: dict[str, str]) -> None:

@@ -118,10 +118,14 @@ class NodeRecorder:
 
     def keep_residual(self, module, args, output) -> None:
         states = output[0] if isinstance(output, tuple) else output
-        self.kept["residual"].append(states[self.where])
+        self.kept["residual"].append(self.gather(states))
 
     def keep_heads(self, module, args) -> None:
-        self.kept["heads"].append(args[0][self.where])
+        self.kept["heads"].append(self.gather(args[0]))
+
+    def gather(self, states: torch.Tensor) -> torch.Tensor:
+        # a spread model's layers sit on several devices: the indices follow the states
+        return states[tuple(index.to(states.device) for index in self.where)]
 
     def take(self) -> dict[str, list[torch.Tensor]]:
         kept, self.kept = self.kept, {"residual": [], "heads": []}
