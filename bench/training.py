@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from genies.data.pairs import training_pairs
 from genies.data.splits import build_split, read_split
@@ -153,7 +154,7 @@ def main() -> None:
     project = Timer(args.device)
     loaded = fresh()
     data = PairData(pairs, model=loaded, device=args.device, settings={"batch_size": 16})
-    handle = torch.optim.Optimizer.register_step_post_hook(project.tick)
+    handle = register_optimizer_step_post_hook(project.tick)
     try:
         project.stamps = [time.perf_counter()]
         method.fit(data, hp, seed=0)
