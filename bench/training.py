@@ -4,7 +4,8 @@ loop on the same batches.
 The project's side is `lora_fine_tuning.fit` whole (tokenising, batching, checkpointing at the
 default interval, the progress bar); the bare side is a plain loop over the same padded batches,
 prepared beforehand: peft LoRA on q_proj/v_proj, a linear head on the last token, the
-Bradley-Terry loss, backward, clipping, AdamW. Both run `--steps` steps; the first `--warmup` are
+Bradley-Terry loss, backward, clipping, AdamW (with --gradient-checkpointing, also once with
+activations recomputed in the backward pass). Each runs `--steps` steps; the first `--warmup` are
 left out of the rates. Prints tokens/s (tokens of the texts, padding excluded), seconds per step,
 the ratio project / bare, and the model FLOP/s counted as 4 x parameters x tokens (the forward
 pass, and the backward pass through the activations only: the frozen weights get no gradient).
@@ -68,7 +69,7 @@ def shaped_model(loaded, shape: str, dtype, device):
     return loaded
 
 
-def bare_loop(loaded, batches, hp, device, timer) -> None:
+def bare_loop(loaded, batches, hp, device, timer, checkpointing=False) -> None:
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
@@ -79,6 +80,9 @@ def bare_loop(loaded, batches, hp, device, timer) -> None:
         target_modules=hp["target_modules"],
         bias="none",
     )
+    if checkpointing:  # peft's frozen inputs must require grads for the recomputation
+        loaded.model.model.gradient_checkpointing_enable()
+        loaded.model.enable_input_require_grads()
     decoder = get_peft_model(loaded.model.model, config)
     head = torch.nn.Linear(loaded.model.config.hidden_size, 1, bias=False).to(device)
     parameters = [p for p in decoder.parameters() if p.requires_grad] + list(head.parameters())
@@ -117,6 +121,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="pairs per step")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--gradient-checkpointing", action="store_true", help="also the bare loop with it"
+    )
     parser.add_argument("--work", default="/tmp/genies-bench-training")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -169,6 +176,10 @@ def main() -> None:
     )
     results = {"bare peft loop": rates(bare, tokens, args.warmup)}
     results["project (lora_fine_tuning.fit)"] = rates(project, tokens, args.warmup)
+    if args.gradient_checkpointing:
+        recomputed = Timer(args.device)
+        bare_loop(fresh(), batches, hp, args.device, recomputed, checkpointing=True)
+        results["bare loop, gradient checkpointing"] = rates(recomputed, tokens, args.warmup)
     peak = None
     if args.device.startswith("cuda"):
         gpu = torch.cuda.get_device_name(args.device)
