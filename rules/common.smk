@@ -23,6 +23,7 @@ from genies.paths import (
 from genies.paper.tables import PAPER_MODELS, TTC_DIR
 from genies.data.shifts import SHIFTS_DIR, load_shifts, splits_read
 from genies.data.vendored import SPLITS, vendored_distributions
+from genies.models.catalog import how, results_config, weights_identity
 
 # Fails here, before any job, on a bad key or an unknown name (with the allowed values).
 CFG = validate_config(
@@ -81,9 +82,7 @@ def extraction_request(wildcards):
             "storage_dtype": CFG.activations["storage_dtype"],
             "padding_side": CFG.activations["padding_side"],
             "dtype": settings["dtype"],
-            "batch_size": settings["batch_size"],
             "max_length": settings["max_length"],
-            "gpus": settings.get("gpus", 1),
         },
         separators=(",", ":"),
     )
@@ -120,11 +119,16 @@ def cache_arguments(wildcards, input):
     )
 
 
+def model_how(wildcards):
+    """The model's how-settings (batch size, GPUs): passed as resources, never rerunning a job."""
+    return how(CFG.models[wildcards.model])
+
+
 def model_settings_read(wildcards):
-    """The model's settings for methods that run it; none for methods that read the cache, so
-    that a batch size or dtype change does not rerun them."""
+    """The model's dtype for methods that run it; nothing for methods that read the cache, so
+    that a dtype change does not rerun them."""
     method = interventions.registry()[wildcards.intervention]
-    return CFG.models[wildcards.model] if method.reads.model else {}
+    return {"dtype": CFG.models[wildcards.model]["dtype"]} if method.reads.model else {}
 
 
 # Params that are functions of the wildcards alone: Snakemake records those and reruns a job
@@ -141,7 +145,8 @@ INTERVENTION_PARAMS = {
 INTERVENTION_ARGS = (
     "--model-dir {input.model} --split {input.split} --activations {params.activations} "
     "--hyperparameters '{params.hyperparameters}' --settings '{params.settings}' "
-    "--seed {params.seed} {params.examples} --threads {threads}"
+    "--seed {params.seed} {params.examples} --threads {threads} "
+    "--batch-size {resources.batch_size} --gpus {resources.gpu}"
 )
 
 
@@ -154,5 +159,5 @@ def intervention_code(wildcards):
 def intervention_gpus(wildcards):
     """GPUs of the model for methods that run it; none for methods reading the cache only."""
     if interventions.registry()[wildcards.intervention].reads.model:
-        return CFG.models[wildcards.model].get("gpus", 1)
+        return model_how(wildcards)["gpus"]
     return 0

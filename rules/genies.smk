@@ -55,7 +55,7 @@ rule genies_table:
     resources:
         mem_mb=2000,
     params:
-        config=json.dumps(config, sort_keys=True, separators=(",", ":")),
+        config=json.dumps(results_config(config), sort_keys=True, separators=(",", ":")),
     shell:
         "genies genies-table --tidy {input.tidy} --config '{params.config}' 2> {log}"
 

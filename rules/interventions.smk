@@ -19,6 +19,7 @@ rule fit:
     resources:
         mem_mb=8000,
         gpu=intervention_gpus,
+        batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:
         **INTERVENTION_PARAMS,
     shell:
@@ -45,6 +46,7 @@ rule evaluate:
     resources:
         mem_mb=8000,
         gpu=intervention_gpus,
+        batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:
         **INTERVENTION_PARAMS,
         state=lambda wildcards, input: (

@@ -15,7 +15,9 @@ rule materialise_model:
     resources:
         mem_mb=8000,
     params:
-        settings=lambda wildcards: json.dumps(CFG.models[wildcards.model]),
+        settings=lambda wildcards: json.dumps(
+            weights_identity(CFG.models[wildcards.model])
+        ),
     shell:
         "genies materialise {wildcards.model} --settings '{params.settings}' --out {output} "
         "2> {log}"
@@ -47,7 +49,8 @@ rule extract_activations:
     threads: 1
     resources:
         mem_mb=8000,
-        gpu=lambda wildcards: CFG.models[wildcards.model].get("gpus", 1),
+        gpu=lambda wildcards: model_how(wildcards)["gpus"],
+        batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:
         spec=extraction_request,
         max_examples=lambda wildcards: (
@@ -55,7 +58,8 @@ rule extract_activations:
         ),
     shell:
         "genies extract --model-dir {input.model} --split {input.split} --spec '{params.spec}' "
-        "--out {output.tensors} {params.max_examples} --threads {threads} 2> {log}"
+        "--out {output.tensors} {params.max_examples} --threads {threads} "
+        "--batch-size {resources.batch_size} --gpus {resources.gpu} 2> {log}"
 
 
 rule activations:

@@ -96,14 +96,42 @@ def test_the_same_config_gives_the_same_bytes(built, tmp_path):
         assert (again / output).read_bytes() == (built / output).read_bytes(), output
 
 
-def test_changing_one_hyperparameter_reruns_only_that_method(built):
-    (built / "config/fewer_heads.yaml").write_text("hyperparameters: {mms: {top_heads: 2}}\n")
-    result = run_snakemake(built, "genies", *TEST_CONFIG, "config/fewer_heads.yaml", "-n")
+def scheduled(built, override: str) -> tuple[set[str], set[str]]:
+    """(rules, interventions) `snakemake -n genies` schedules on the built workspace once the
+    test config is overridden with `override` (YAML)."""
+    (built / "config/override.yaml").write_text(override + "\n")
+    result = run_snakemake(built, "genies", *TEST_CONFIG, "config/override.yaml", "-n")
     assert result.returncode == 0, result.stderr
-    jobs = [line for line in result.stdout.splitlines() if line.startswith("    output: ")]
-    rerun = {line.split("/")[3] for line in jobs if "results/interventions/" in line}
-    rerun |= {line.split("/")[3] for line in jobs if "results/evaluations/" in line}
-    assert rerun == {"mms"}
+    lines = result.stdout.splitlines()
+    rules = {
+        line.split()[-1].rstrip(":") for line in lines if line.endswith(":") and "rule " in line
+    }
+    outputs = [line for line in lines if line.startswith("    output: ")]
+    methods = {
+        line.split("/")[3]
+        for line in outputs
+        if "results/interventions/" in line or "results/evaluations/" in line
+    }
+    return rules, methods
+
+
+AGGREGATION = {"shift_metrics", "genies_table", "genies_figures", "genies"}
+
+
+def test_changing_one_hyperparameter_reruns_only_that_method(built):
+    rules, methods = scheduled(built, "hyperparameters: {mms: {top_heads: 2}}")
+    assert methods == {"mms"} and rules == {"fit", "evaluate", *AGGREGATION}
+    # a per-model hyper-parameter sits in model_settings, beside settings that do change the
+    # model: it still reruns only its method, no materialising, no extraction
+    override = "model_settings: {tiny-llama: {hyperparameters: {prompt_tuning: {steps: 2}}}}"
+    rules, methods = scheduled(built, override)
+    assert methods == {"prompt_tuning"} and rules == {"fit", "evaluate", *AGGREGATION}
+
+
+def test_how_a_job_computes_reruns_nothing(built):
+    # batch size and GPUs reach jobs as resources: a different value changes no result
+    rules, _ = scheduled(built, "model_settings: {tiny-llama: {batch_size: 3, gpus: 2}}")
+    assert rules == set()
 
 
 def test_a_user_added_family_with_a_known_answer_shows_the_expected_pattern(tmp_path):

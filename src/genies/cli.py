@@ -6,6 +6,7 @@ import sys
 
 from genies.errors import GeniesError
 from genies.files.atomic import write_atomic
+from genies.models.catalog import HOW
 
 RAW_DIR = "data/raw"
 
@@ -116,10 +117,10 @@ def cmd_extract(args) -> None:
     from genies.models.loading import load_model
 
     torch.set_num_threads(args.threads)
-    request = json.loads(args.spec)
+    request = json.loads(args.spec) | {"batch_size": args.batch_size}
     if len(args.out) != len(request["templates"]):
         raise GeniesError(f"{len(request['templates'])} templates but {len(args.out)} --out files")
-    with claim_devices(request.get("gpus", 1)) as devices:
+    with claim_devices(args.gpus) as devices:
         # one model load for all templates of the split
         dtype = compute_dtype(request["dtype"], devices[0])
         loaded = load_model(args.model_dir, devices, dtype)
@@ -168,7 +169,8 @@ def intervention_job_args(args) -> dict:
         "split_path": args.split,
         "activation_paths": activation_paths(args.activations),
         "model_dir": args.model_dir,
-        "settings": json.loads(args.settings),
+        # what to compute (dtype) from the params, how (batch size, GPUs) from the resources
+        "settings": json.loads(args.settings) | {"batch_size": args.batch_size, "gpus": args.gpus},
         "out": args.out,
         "max_examples": args.max_examples,
     }
@@ -252,6 +254,12 @@ def cmd_check_config(args) -> None:
     )
 
 
+def how_arguments(sub) -> None:
+    """How a model job computes (never what it writes): the workflow passes these as resources."""
+    sub.add_argument("--batch-size", type=int, default=HOW["batch_size"], help="texts per batch")
+    sub.add_argument("--gpus", type=int, default=HOW["gpus"], help="GPUs the model spreads over")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="genies", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -332,6 +340,7 @@ def parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--max-examples", type=int, default=None)
     sub.add_argument("--threads", type=int, default=1)
+    how_arguments(sub)
 
     for name, func, help in (
         ("fit", cmd_fit, "fit an intervention on one pair per example of a training split"),
@@ -349,6 +358,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--seed", type=int, default=0)
         sub.add_argument("--max-examples", type=int, default=None)
         sub.add_argument("--threads", type=int, default=1)
+        how_arguments(sub)
         sub.add_argument("--out", required=True)
     sub.add_argument("--state", default=None, help="the fitted state (trained methods only)")
 

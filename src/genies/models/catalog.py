@@ -48,6 +48,31 @@ CATALOG: dict[str, dict] = {
     },
 }
 DEFAULTS = {"dtype": "auto", "batch_size": 8, "max_length": 512}
+# Settings that change how a job computes, never what it writes (up to rounding): the workflow
+# hands them to jobs as Snakemake resources, which never trigger a rerun.
+HOW = {"batch_size": 16, "gpus": 1}
+
+
+def how(settings: dict) -> dict:
+    """The how-settings of a model (HOW's defaults where unset)."""
+    return {key: settings.get(key, default) for key, default in HOW.items()}
+
+
+def results_config(config: dict) -> dict:
+    """The config without the how-settings under model_settings: what identifies the results
+    (the GENIES table records it to be reproduced)."""
+    models = {
+        name: {key: value for key, value in settings.items() if key not in HOW}
+        for name, settings in config.get("model_settings", {}).items()
+    }
+    return config | ({"model_settings": models} if "model_settings" in config else {})
+
+
+def weights_identity(settings: dict) -> dict:
+    """The settings that say which model a folder holds (loader, path, seed, default dtype):
+    what materialising reads. Not the text length jobs cut at, nor hyper-parameters."""
+    ignored = {*HOW, "max_length", "hyperparameters"}
+    return {key: value for key, value in settings.items() if key not in ignored}
 
 
 def resolve_model(name: str, overrides: dict) -> dict:
