@@ -79,6 +79,18 @@ def test_defaults_are_filled_in():
             r"config: model_settings: 'smollm2-135M' is neither in models",
         ),
         ({"interventions": ["mms"]}, r"config: interventions: zero_shot is required"),
+        (
+            {"hyperparameters": {"lora_fine_tuning": {"r": 0}}},
+            r"config: hyperparameters\.lora_fine_tuning\.r: 0 is less than the minimum of 1",
+        ),
+        (
+            {"hyperparameters": {"prompt_tuning": {"learning_rate": 0}}},
+            r"config: hyperparameters\.prompt_tuning\.learning_rate: 0 is less than or equal",
+        ),
+        (
+            {"hyperparameters": {"lora_fine_tuning": {"target_modules": "q_proj"}}},
+            r"config: hyperparameters\.lora_fine_tuning\.target_modules: 'q_proj' is not",
+        ),
     ],
 )
 def test_bad_config_names_the_key_and_the_allowed_values(config, message):
