@@ -1,5 +1,6 @@
 import hashlib
 import json
+import os
 import shutil
 import time
 
@@ -213,6 +214,28 @@ def test_interrupted_rebuild_keeps_the_previous_complete_folder(
         materialise_model("tiny-llama", tiny_settings(seed=1), out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-llama"]
     assert load_model(out).manifest["source"] == "random_llama seed 0"
+
+
+def test_a_failed_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
+    from genies.files import atomic
+
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "weights").write_text("old")
+    renames = []
+
+    def second_rename_fails(source, target):
+        renames.append(source)
+        if len(renames) == 2:  # the new folder onto `out`, after the old one moved aside
+            raise OSError("disk full")
+        os.rename(source, target)
+
+    monkeypatch.setattr(atomic.os, "rename", second_rename_fails)
+    with pytest.raises(OSError, match="disk full"), atomic.atomic_dir(out) as tmp:
+        (tmp / "weights").write_text("new")
+    monkeypatch.undo()
+    assert (out / "weights").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no leftovers
 
 
 def test_rebuild_replaces_an_existing_folder(tiny_dir, tmp_path):

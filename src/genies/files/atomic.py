@@ -45,7 +45,8 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; swap it in for `path` only if the block succeeds.
 
     An existing `path` stays untouched until the swap, so an interrupted rebuild leaves the old
-    complete folder, never a half-written one.
+    complete folder, never a half-written one; if the swap's second rename fails, the old folder
+    goes back.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -55,7 +56,12 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         give_usual_modes(tmp)
         if path.exists():
             os.rename(path, old)
-        os.rename(tmp, path)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            if old.exists() and not path.exists():
+                os.rename(old, path)  # a failed swap puts the old folder back
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
