@@ -212,6 +212,35 @@ def test_a_corrupt_or_truncated_cache_file_is_refused(tiny, split_path, tmp_path
         read_activations(tmp_path / "missing.safetensors")
 
 
+def test_an_edited_header_a_reshaped_tensor_or_another_sidecar_is_refused(
+    tiny, split_path, tmp_path
+):
+    from safetensors.torch import load_file, save_file
+
+    spec = ExtractionSpec("raw", (3,), (1,), "float16", 8, 64)
+    out = tmp_path / "test.safetensors"
+    extract_split(tiny, split_path, spec, out, max_examples=3)
+    tensors, metadata = read_activations(out)
+    header = {key: json.dumps(value) for key, value in metadata.items()}
+
+    save_file(load_file(out), out, metadata=header | {"template": json.dumps("yes")})
+    with pytest.raises(GeniesError, match="checksum mismatch"):
+        read_activations(out)
+    # the same bytes viewed in another shape
+    reshaped = tensors | {"heads": tensors["heads"].reshape(3 * 2, 1, -1, 2)}
+    save_file(reshaped, out, metadata=header)
+    with pytest.raises(GeniesError, match="checksum mismatch"):
+        read_activations(out)
+    save_file(tensors, out, metadata=header)
+    read_activations(out)  # the untouched file and sidecar are accepted
+    sidecar_path(out).write_text(json.dumps(metadata | {"rows": 7}))
+    with pytest.raises(GeniesError, match=r"test\.json: differs from the header"):
+        read_activations(out)
+    sidecar_path(out).unlink()
+    with pytest.raises(GeniesError, match=r"test\.json: missing or unreadable"):
+        read_activations(out)
+
+
 def test_an_interrupted_extraction_leaves_no_file(tiny, split_path, tmp_path, monkeypatch):
     import genies.models.activations as activations
 

@@ -10,7 +10,8 @@ holds, in the storage dtype (float16 by default):
 - `example_index`, `response_index` [rows]: where each row comes from.
 The safetensors metadata (and a JSON sidecar beside the file) names the model and the sha256 of
 its weights, the tokenizer, dtypes, layers, token position, template, row count and a checksum of
-the tensors, which `read_activations` verifies.
+the metadata and the tensors, which `read_activations` verifies, with the sidecar equal to the
+header.
 
 Extraction runs the decoder stack only (no vocabulary logits), without gradients, on batches of
 length-sorted texts padded to the longest text of the batch.
@@ -263,18 +264,23 @@ def extract_ids(model, ids: list[list[int]], pad_id: int, spec: ExtractionSpec, 
     return tensors, stats
 
 
-def tensor_checksum(tensors: dict[str, torch.Tensor]) -> str:
+def tensor_checksum(tensors: dict[str, torch.Tensor], metadata: dict) -> str:
+    """sha256 of the metadata (as canonical JSON, without the checksum) and of every tensor's
+    name, dtype, shape and bytes: an edited header or a reshaped tensor fails it too."""
     digest = hashlib.sha256()
+    described = {key: value for key, value in metadata.items() if key != "checksum"}
+    digest.update(json.dumps(described, sort_keys=True).encode())
     for name in sorted(tensors):
-        digest.update(name.encode())
-        digest.update(tensors[name].contiguous().view(torch.uint8).numpy().tobytes())
+        tensor = tensors[name].contiguous()
+        digest.update(f"{name} {tensor.dtype} {list(tensor.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
 def write_activations(path, tensors: dict[str, torch.Tensor], metadata: dict) -> dict:
     """Write the cache file and its JSON sidecar; returns the metadata as stored."""
     tensors = {name: tensor.contiguous() for name, tensor in tensors.items()}
-    stored = {**metadata, "checksum": tensor_checksum(tensors)}
+    stored = {**metadata, "checksum": tensor_checksum(tensors, metadata)}
     as_text = {key: json.dumps(value) for key, value in stored.items()}
     write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=as_text))
     write_text_atomic(sidecar_path(path), json.dumps(stored, indent=2) + "\n")
@@ -298,8 +304,15 @@ def read_activations(path) -> tuple[dict[str, torch.Tensor], dict]:
         raise GeniesError(
             f"{path}: corrupt or truncated activation file ({exc}); delete it"
         ) from exc
-    if tensor_checksum(tensors) != metadata.get("checksum"):
+    if tensor_checksum(tensors, metadata) != metadata.get("checksum"):
         raise GeniesError(f"{path}: checksum mismatch: the activation file is corrupt; delete it")
+    sidecar = sidecar_path(path)
+    try:
+        described = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as exc:
+        raise GeniesError(f"{sidecar}: missing or unreadable ({exc}); rebuild {path}") from exc
+    if described != metadata:
+        raise GeniesError(f"{sidecar}: differs from the header of {path}; rebuild both")
     rows = {int(tensor.shape[0]) for tensor in tensors.values()}
     if rows != {metadata.get("rows")}:
         raise GeniesError(
