@@ -101,7 +101,8 @@ def cmd_paper_figures(args) -> None:
 def cmd_materialise(args) -> None:
     from genies.models.loading import materialise_model
 
-    manifest = materialise_model(args.name, json.loads(args.settings), args.out)
+    settings = required_keys("--settings", args.settings, ["loader", "dtype"])
+    manifest = materialise_model(args.name, settings, args.out)
     print(f"wrote {args.out}: weights sha256 {manifest['weights_sha256'][:12]}", file=sys.stderr)
 
 
@@ -117,7 +118,8 @@ def cmd_extract(args) -> None:
     from genies.models.loading import load_model
 
     torch.set_num_threads(args.threads)
-    request = json.loads(args.spec) | {"batch_size": args.batch_size}
+    keys = ["templates", "storage_dtype", "padding_side", "dtype", "max_length"]
+    request = required_keys("--spec", args.spec, keys) | {"batch_size": args.batch_size}
     if len(args.out) != len(request["templates"]):
         raise GeniesError(f"{len(request['templates'])} templates but {len(args.out)} --out files")
     with claim_devices(args.gpus) as devices:
@@ -164,13 +166,13 @@ def intervention_job_args(args) -> dict:
     torch.set_num_threads(args.threads)
     return {
         "name": args.intervention,
-        "hyperparameters": json.loads(args.hyperparameters),
+        "hyperparameters": args.hyperparameters,
         "seed": args.seed,
         "split_path": args.split,
         "activation_paths": activation_paths(args.activations),
         "model_dir": args.model_dir,
         # what to compute (dtype) from the params, how (batch size, GPUs) from the resources
-        "settings": json.loads(args.settings) | {"batch_size": args.batch_size, "gpus": args.gpus},
+        "settings": args.settings | {"batch_size": args.batch_size, "gpus": args.gpus},
         "out": args.out,
         "max_examples": args.max_examples,
     }
@@ -201,7 +203,7 @@ def cmd_shift_metrics(args) -> None:
 def cmd_genies_table(args) -> None:
     from genies.evaluation.model_jobs import genies_table_job
 
-    table = genies_table_job(args.tidy, json.loads(args.config))
+    table = genies_table_job(args.tidy, args.config)
     print(f"wrote the GENIES table: {len(table)} rows", file=sys.stderr)
 
 
@@ -254,10 +256,37 @@ def cmd_check_config(args) -> None:
     )
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
+def json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text[:60]!r}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text[:60]!r}")
+    return value
+
+
+def required_keys(what: str, value: dict, keys: list[str]) -> dict:
+    missing = [key for key in keys if key not in value]
+    if missing:
+        raise GeniesError(f"{what} lacks {', '.join(missing)}")
+    return value
+
+
 def how_arguments(sub) -> None:
     """How a model job computes (never what it writes): the workflow passes these as resources."""
-    sub.add_argument("--batch-size", type=int, default=HOW["batch_size"], help="texts per batch")
-    sub.add_argument("--gpus", type=int, default=HOW["gpus"], help="GPUs the model spreads over")
+    sub.add_argument(
+        "--batch-size", type=positive_int, default=HOW["batch_size"], help="texts per batch"
+    )
+    sub.add_argument(
+        "--gpus", type=positive_int, default=HOW["gpus"], help="GPUs the model spreads over"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -326,20 +355,25 @@ def parser() -> argparse.ArgumentParser:
 
     sub = command("materialise", cmd_materialise, "write a model's folder under models/")
     sub.add_argument("name")
-    sub.add_argument("--settings", required=True, help="JSON: the model's resolved settings")
+    sub.add_argument(
+        "--settings", type=json_object, required=True, help="JSON: the model's resolved settings"
+    )
     sub.add_argument("--out", required=True)
 
     sub = command("extract", cmd_extract, "cache the last-token activations of one split")
     sub.add_argument("--model-dir", required=True)
     sub.add_argument("--split", required=True, help="a split Parquet file")
     sub.add_argument(
-        "--spec", required=True, help="JSON: dtypes, batching, and per template what to keep"
+        "--spec",
+        type=json_object,
+        required=True,
+        help="JSON: dtypes, lengths, and per template what to keep",
     )
     sub.add_argument(
         "--out", required=True, nargs="+", help="one .safetensors file per template, in order"
     )
-    sub.add_argument("--max-examples", type=int, default=None)
-    sub.add_argument("--threads", type=int, default=1)
+    sub.add_argument("--max-examples", type=positive_int, default=None)
+    sub.add_argument("--threads", type=positive_int, default=1)
     how_arguments(sub)
 
     for name, func, help in (
@@ -353,11 +387,15 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--activations", nargs="*", default=[], help="TEMPLATE=PATH of each cache file read"
         )
-        sub.add_argument("--hyperparameters", default="{}", help="JSON: resolved values")
-        sub.add_argument("--settings", required=True, help="JSON: the model's resolved settings")
+        sub.add_argument(
+            "--hyperparameters", type=json_object, default={}, help="JSON: resolved values"
+        )
+        sub.add_argument(
+            "--settings", type=json_object, required=True, help="JSON: what the model computes in"
+        )
         sub.add_argument("--seed", type=int, default=0)
-        sub.add_argument("--max-examples", type=int, default=None)
-        sub.add_argument("--threads", type=int, default=1)
+        sub.add_argument("--max-examples", type=positive_int, default=None)
+        sub.add_argument("--threads", type=positive_int, default=1)
         how_arguments(sub)
         sub.add_argument("--out", required=True)
     sub.add_argument("--state", default=None, help="the fitted state (trained methods only)")
@@ -373,7 +411,7 @@ def parser() -> argparse.ArgumentParser:
 
     sub = command("genies-table", cmd_genies_table, "the GENIES table of the configured models")
     sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")
-    sub.add_argument("--config", required=True, help="JSON: the validated config")
+    sub.add_argument("--config", type=json_object, required=True, help="JSON: the validated config")
 
     sub = command("genies-figures", cmd_genies_figures, "the figures of the configured models")
     sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")

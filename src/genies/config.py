@@ -105,6 +105,11 @@ def with_registry(schema: dict) -> dict:
 
 
 def check_schema(config: dict, schema_path: str | os.PathLike) -> None:
+    if not Path(schema_path).is_file():
+        raise GeniesError(
+            f"config schema {schema_path} not found in {Path.cwd()}: run from the repository "
+            "root (paths in the config are relative to it)"
+        )
     schema = with_registry(yaml.safe_load(Path(schema_path).read_text(encoding="utf-8")))
     validator = with_defaults(jsonschema.Draft202012Validator)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import pandas as pd
 
+from genies.errors import GeniesError
 from genies.evaluation.summary import interval_text, shift_means
 from genies.files.atomic import write_text_atomic
 from genies.files.tables import markdown_table, write_csv, write_markdown
@@ -33,7 +34,13 @@ PACKAGES = ("genies", "torch", "transformers", "numpy", "scikit-learn", "pandas"
 
 def read_tidy(tidy_paths: list[str]) -> pd.DataFrame:
     """The per-shift tables of several models as one."""
-    return pd.concat([pd.read_parquet(path) for path in tidy_paths], ignore_index=True)
+    tables = []
+    for path in tidy_paths:
+        try:
+            tables.append(pd.read_parquet(path))
+        except (OSError, ValueError) as exc:  # missing, truncated or not Parquet
+            raise GeniesError(f"{path}: unreadable shift table ({exc}); rebuild it") from exc
+    return pd.concat(tables, ignore_index=True)
 
 
 def table_shifts(tidy: pd.DataFrame) -> pd.DataFrame:

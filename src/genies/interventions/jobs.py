@@ -75,6 +75,8 @@ def pair_data(method, split_path, pairs, examples, activation_paths, model_dir, 
         settings=settings,
     )
     if method.reads.model:
+        if "dtype" not in settings:
+            raise GeniesError(f"{method.name} runs the model: its settings need a dtype")
         from genies.models.devices import claim_devices, compute_dtype
         from genies.models.loading import load_model
 

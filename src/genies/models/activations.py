@@ -51,6 +51,16 @@ class ExtractionSpec:
     max_length: int = 512
     padding_side: str = "left"
 
+    def __post_init__(self):
+        if self.storage_dtype not in STORAGE_DTYPES:
+            raise GeniesError(
+                f"storage_dtype {self.storage_dtype!r}: expected one of {', '.join(STORAGE_DTYPES)}"
+            )
+        if self.padding_side not in ("left", "right"):
+            raise GeniesError(f"padding side {self.padding_side!r}: expected left or right")
+        if self.batch_size < 1 or self.max_length < 1:
+            raise GeniesError(f"batch_size and max_length must be positive: {self}")
+
 
 def resolve_layers(value, count: int, what: str) -> tuple[int, ...]:
     """'all', 'none' or a list of indices (negative ones count from the end) -> sorted indices."""

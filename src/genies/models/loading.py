@@ -225,6 +225,11 @@ def describe_pretrained(name: str, settings: dict, folder: Path) -> dict:
             f"model {name}: weights not found at {path!r} (no such local folder, not in the "
             f"local hub cache); set model_settings.{name}.path to a local directory"
         ) from exc
+    if not hasattr(config, "num_key_value_heads"):  # what LLaMA-style configs share
+        raise GeniesError(
+            f"model {name}: {path} holds a {config.model_type} model, not a LLaMA-style decoder "
+            "(genies reads model.model.layers[i].self_attn.o_proj and model.model.embed_tokens)"
+        )
     pad_set_to_eos = ensure_pad_token(tokenizer)
     hashes = {"weights_sha256": "unverified", "weight_files": {}}
     if Path(path).is_dir():

@@ -1,0 +1,83 @@
+"""Bad input to the job commands: one line naming the culprit, a non-zero exit, nothing written."""
+
+import json
+import shutil
+
+import pytest
+
+from genies.models.catalog import resolve_model
+from genies.models.loading import materialise_model
+from tests.helpers import run_genies
+
+GOOD_SPEC = {
+    "templates": {"raw": {"residual": [-1], "heads": "none"}},
+    "storage_dtype": "float16",
+    "padding_side": "left",
+    "dtype": "float32",
+    "max_length": 64,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
+    materialise_model("tiny-llama", resolve_model("tiny-llama", {}), folder)
+    return folder
+
+
+def assert_one_line_error(result, message: str, code: int = 1) -> None:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message", "code"),
+    [
+        (["--max-examples", "-1"], "--max-examples: '-1' is not a positive integer", 2),
+        (["--max-examples", "0"], "--max-examples: '0' is not a positive integer", 2),
+        (["--spec", "{templates: raw}"], "argument --spec: not JSON", 2),
+        (["--spec", json.dumps({"dtype": "float32"})], "--spec lacks templates", 1),
+        (
+            ["--spec", json.dumps(GOOD_SPEC | {"storage_dtype": "float8"})],
+            "storage_dtype 'float8': expected one of float16, bfloat16, float32",
+            1,
+        ),
+    ],
+)
+def test_bad_extraction_arguments(tiny_dir, tmp_path, arguments, message, code):
+    out = tmp_path / "raw.safetensors"
+    command = ["extract", "--model-dir", str(tiny_dir), "--split", "missing.parquet"]
+    command += ["--spec", json.dumps(GOOD_SPEC), "--out", str(out), *arguments]
+    assert_one_line_error(run_genies(*command), message, code)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_shift_table(tmp_path):
+    command = ["genies-table", "--tidy", str(tmp_path / "none.parquet"), "--config", "{}"]
+    assert_one_line_error(run_genies(*command, cwd=tmp_path), "none.parquet: unreadable")
+
+
+def test_settings_without_what_materialising_needs(tmp_path):
+    result = run_genies("materialise", "m", "--settings", "{}", "--out", str(tmp_path / "m"))
+    assert_one_line_error(result, "--settings lacks loader, dtype")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_that_is_not_llama_style(tiny_dir, tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=512)).save_pretrained(
+        folder
+    )
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (tiny_dir / name).exists():
+            shutil.copy(tiny_dir / name, folder / name)
+    settings = {"loader": "pretrained", "path": str(folder), "dtype": "float32"}
+    out = tmp_path / "models" / "gpt2"
+    result = run_genies(
+        "materialise", "gpt2", "--settings", json.dumps(settings), "--out", str(out)
+    )
+    assert_one_line_error(result, "not a LLaMA-style decoder")
+    assert not out.exists()
