@@ -101,13 +101,11 @@ def test_a_reward_does_not_depend_on_its_batch(name, tiny_dir, splits):
     from genies.interventions.reward_model import rewards
 
     method = interventions.get(name)
-    model_of = {"lora_fine_tuning": "lora_model", "prompt_tuning": "prompt_model"}[name]
-    module = sys.modules[type(method).__module__]
     loaded = fresh(tiny_dir)
     loaded.tokenizer.pad_token = loaded.tokenizer.eos_token  # as SmolLM2's: the pad is EOS
     data = PairData(evaluation_pairs(read_split(splits["test"])), model=loaded, settings=SETTINGS)
     hp = hyperparameters(name)
-    model = getattr(module, model_of)(data, hp, seed=3)
+    model = method.build(data, hp, seed=3)
     with torch.no_grad():  # a head and adapters that are not at their initial zero/near-zero
         for parameter in model.parameters():
             if parameter.requires_grad:

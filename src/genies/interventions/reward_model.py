@@ -43,8 +43,8 @@ from tqdm import tqdm
 
 from genies.errors import GeniesError
 from genies.files.atomic import write_atomic
-from genies.interventions.base import PairData, State
-from genies.interventions.text_scoring import encode, tokenisation
+from genies.interventions.base import Intervention, PairData, Reads, State
+from genies.interventions.text_scoring import encode, scored_pairs, tokenisation
 from genies.models.activations import pad_batch
 
 TRAINING_HYPERPARAMETERS = {
@@ -271,23 +271,48 @@ def rewards(model: RewardModel, texts: TextBatches, prompts, responses, batch_si
     return out
 
 
-def pair_probabilities(model: RewardModel, texts: TextBatches, data: PairData) -> np.ndarray:
-    """P(chosen) = sigmoid(r_chosen - r_rejected) of every pair, each distinct text scored once."""
-    pairs = data.pairs
-    texts_of_pairs = list(zip([*pairs.prompt] * 2, [*pairs.chosen, *pairs.rejected], strict=True))
-    unique: dict[tuple[str, str], int] = {}
-    codes = [unique.setdefault(text, len(unique)) for text in texts_of_pairs]
-    scores = rewards(
-        model,
-        texts,
-        [prompt for prompt, _ in unique],
-        [response for _, response in unique],
-        data.settings["batch_size"],
-        data.device,
-    )[codes]
-    difference = scores[: len(pairs)] - scores[len(pairs) :]
-    return 0.5 * (1.0 + np.tanh(difference / 2))
+class RewardModelMethod(Intervention):
+    """fit and score of a reward-model method; a subclass builds its model and says how its
+    trained tensors are stored."""
 
+    reads = Reads(model=True)
 
-def fitted_state(model: RewardModel, losses: list[float], info: dict) -> State:
-    return State(tensors=trainable_state(model), info={"loss": losses, **info})
+    def build(self, data: PairData, hyperparameters: dict, seed: int) -> RewardModel:
+        raise NotImplementedError
+
+    def stored(self, model: RewardModel) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def restore(self, model: RewardModel, tensors: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    def virtual_tokens(self, hyperparameters: dict) -> int:
+        return 0
+
+    def recorded(self, model: RewardModel) -> dict:
+        """Facts about the trained model for the state's JSON."""
+        return {}
+
+    def texts(self, data: PairData, hyperparameters: dict) -> TextBatches:
+        virtual = self.virtual_tokens(hyperparameters)
+        return TextBatches(data.model, hyperparameters["max_length"], virtual)
+
+    def fit(self, data: PairData, hyperparameters: dict, seed: int) -> State:
+        model = self.build(data, hyperparameters, seed)
+        key = fingerprint(data, hyperparameters, seed, self.name)
+        losses = train(model, self.texts(data, hyperparameters), data, hyperparameters, seed, key)
+        return State(tensors=self.stored(model), info={"loss": losses, **self.recorded(model)})
+
+    def score(self, data: PairData, hyperparameters: dict, state: State) -> np.ndarray:
+        model = self.build(data, hyperparameters, seed=0)
+        check_tensors(self.stored(model), state.tensors, f"the {self.name} state")
+        self.restore(model, state.tensors)
+        model.eval()
+        texts = self.texts(data, hyperparameters)
+        return scored_pairs(
+            data.pairs,
+            list(data.pairs.prompt),
+            lambda prompts, responses: rewards(
+                model, texts, prompts, responses, data.settings["batch_size"], data.device
+            ),
+        )

@@ -209,17 +209,22 @@ def pair_probabilities(data: PairData, prompts: list[str], recorded: dict) -> np
             f"model {data.model.manifest['name']}: tokenisation {spec.info()} differs from "
             f"{recorded} recorded when the method was fitted; fit it again"
         )
-    texts = list(zip(prompts * 2, [*data.pairs.chosen, *data.pairs.rejected], strict=True))
-    # a preferred response appears in every pair of its example: score each text once
+    return scored_pairs(
+        data.pairs,
+        prompts,
+        lambda prompts, responses: response_log_likelihoods(
+            data.model, spec, prompts, responses, data.settings["batch_size"], data.device
+        ),
+    )
+
+
+def scored_pairs(pairs, prompts: list[str], score) -> np.ndarray:
+    """P(chosen) = sigmoid(score of the chosen text - score of the rejected one) of each pair,
+    `prompts` one per pair; `score(prompts, responses)` runs on each distinct text once (a
+    preferred response appears in every pair of its example)."""
+    texts = list(zip(prompts * 2, [*pairs.chosen, *pairs.rejected], strict=True))
     unique: dict[tuple[str, str], int] = {}
     codes = [unique.setdefault(text, len(unique)) for text in texts]
-    scores = response_log_likelihoods(
-        data.model,
-        spec,
-        [prompt for prompt, _ in unique],
-        [response for _, response in unique],
-        data.settings["batch_size"],
-        data.device,
-    )[codes]
-    difference = scores[: len(data.pairs)] - scores[len(data.pairs) :]
+    scores = score([prompt for prompt, _ in unique], [response for _, response in unique])
+    difference = scores[codes][: len(pairs)] - scores[codes][len(pairs) :]
     return 0.5 * (1.0 + np.tanh(difference / 2))  # sigmoid, without overflow for large |x|
