@@ -61,11 +61,13 @@ def how(settings: dict) -> dict:
 def results_config(config: dict) -> dict:
     """The config without the how-settings under model_settings: what identifies the results
     (the GENIES table records it to be reproduced)."""
-    models = {
-        name: {key: value for key, value in settings.items() if key not in HOW}
-        for name, settings in config.get("model_settings", {}).items()
-    }
-    return config | ({"model_settings": models} if "model_settings" in config else {})
+    models = {}
+    for name, settings in config.get("model_settings", {}).items():
+        what = {key: value for key, value in settings.items() if key not in HOW}
+        if what:  # a model with how-settings only is as if unset
+            models[name] = what
+    rest = {key: value for key, value in config.items() if key != "model_settings"}
+    return rest | ({"model_settings": models} if models else {})
 
 
 def weights_identity(settings: dict) -> dict:
