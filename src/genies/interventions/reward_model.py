@@ -45,7 +45,7 @@ from genies.errors import GeniesError
 from genies.files.atomic import write_atomic
 from genies.interventions.base import Intervention, PairData, Reads, State
 from genies.interventions.text_scoring import encode, scored_pairs, tokenisation
-from genies.models.activations import pad_batch
+from genies.models.activations import length_sorted_batches, pad_batch
 
 TRAINING_HYPERPARAMETERS = {
     # defaults sized for the embedded model's make run on a 2-core CPU (README: 6 steps of 4
@@ -264,9 +264,7 @@ def rewards(model: RewardModel, texts: TextBatches, prompts, responses, batch_si
     """The reward of each (prompt, response) text, in batches of length-sorted texts."""
     rows = texts.rows(prompts, responses)
     out = np.empty(len(rows))
-    order = np.argsort([-len(row) for row in rows], kind="stable")
-    for first in range(0, len(order), batch_size):
-        batch = order[first : first + batch_size]
+    for batch in length_sorted_batches([len(row) for row in rows], batch_size):
         out[batch] = model(*texts.batch([rows[i] for i in batch], device)).double().cpu().numpy()
     return out
 

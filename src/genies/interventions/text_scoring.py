@@ -225,6 +225,6 @@ def scored_pairs(pairs, prompts: list[str], score) -> np.ndarray:
     texts = list(zip(prompts * 2, [*pairs.chosen, *pairs.rejected], strict=True))
     unique: dict[tuple[str, str], int] = {}
     codes = [unique.setdefault(text, len(unique)) for text in texts]
-    scores = score([prompt for prompt, _ in unique], [response for _, response in unique])
-    difference = scores[codes][: len(pairs)] - scores[codes][len(pairs) :]
+    scores = score([prompt for prompt, _ in unique], [response for _, response in unique])[codes]
+    difference = scores[: len(pairs)] - scores[len(pairs) :]
     return 0.5 * (1.0 + np.tanh(difference / 2))  # sigmoid, without overflow for large |x|
