@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install run test lint
+.PHONY: install run test lint pull push dvc.yaml
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,21 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# Every stage of dvc.yaml: each runs its Snakemake target (which reruns only what is stale), then
+# DVC records the artifacts so that `make push` can share them.
 run: install
-	snakemake --cores all
+	dvc repro
+
+# The artifacts dvc.lock records for this checkout, from the DVC remote, marked current for Snakemake.
+pull: install
+	genies pull
+
+push: install
+	dvc push
+
+# dvc.yaml is written from the workflow (each stage's code dependencies derived from imports).
+dvc.yaml: install
+	python -m genies.dvc_stages
 
 test: install
 	pytest

@@ -1,9 +1,11 @@
 import json
+import sys
 from pathlib import Path
 
 from genies import interventions
 from genies.code_inputs import library_files
 from genies.config import validate_config
+from genies import run_lock
 from genies.evaluation.model_jobs import needed_evaluations, needed_state_infos
 from genies.paths import (
     activation_sidecar_path,
@@ -31,6 +33,18 @@ CFG = validate_config(
 )
 RAW = CFG.raw_dir
 
+# A run killed with SIGKILL leaves its lock behind; clear it when its owner is gone (see
+# genies.run_lock), so that the next run simply resumes (the profile reruns incomplete jobs).
+if workflow.is_main_process:
+    for name in run_lock.clear_stale(Path(".snakemake", "locks")):
+        print(f"removed {name}: its run is no longer alive", file=sys.stderr)
+
+
+onstart:
+    # the file persistence's own lock files (a database backend keeps its locks elsewhere)
+    if lock_files := getattr(workflow.persistence, "_lockfile", {}).values():
+        run_lock.hold(lock_files)
+
 
 # The published tables cover every distinct shift, whatever the config selects.
 ALL_SHIFTS = load_shifts(RAW)
@@ -40,9 +54,10 @@ TTC_FILES = sorted(str(path) for path in Path(RAW, TTC_DIR).rglob("*.json"))
 SHIFT_SPECS = sorted(str(path) for path in Path(RAW, SHIFTS_DIR).rglob("*.json"))
 
 
-def code(*modules):
-    """The library files a job runs (derived from imports), as inputs: editing one reruns it."""
-    return library_files("src", *modules)
+def code(command, *modules):
+    """The library files `genies <command>` runs (derived from imports), as inputs: editing one
+    reruns its jobs."""
+    return library_files("src", command, *modules)
 
 
 def raw_dir_of(shift_spec):
@@ -150,10 +165,14 @@ INTERVENTION_ARGS = (
 )
 
 
-def intervention_code(wildcards):
+def intervention_code(command):
     """The generic job's files and the method's own module (with what it imports)."""
-    method = interventions.registry()[wildcards.intervention]
-    return code("genies.interventions.jobs", method.__module__)
+
+    def files(wildcards):
+        method = interventions.registry()[wildcards.intervention]
+        return code(command, method.__module__)
+
+    return files
 
 
 def intervention_gpus(wildcards):

@@ -1,7 +1,7 @@
 rule split:
     input:
         raw=f"{RAW}/distributions/{{distribution}}/{{split}}.json.xz",
-        code=code("genies.data.splits"),
+        code=code("split"),
     output:
         split_path("{distribution}", "{split}"),
     log:
@@ -31,7 +31,7 @@ rule splits:
 rule data_audit:
     input:
         splits=rules.splits.input,
-        code=code("genies.data.audit"),
+        code=code("audit"),
     output:
         csv="results/data_audit.csv",
         md="results/data_audit.md",

@@ -8,7 +8,7 @@ rule shift_metrics:
             wildcards.model, CFG.interventions, CFG.shifts
         ),
         shift_specs=SHIFT_SPECS,
-        code=code("genies.evaluation.model_jobs"),
+        code=code("shift-metrics"),
     output:
         tidy=shift_metrics_path("{model}"),
         tables=[
@@ -41,7 +41,7 @@ rule genies_table:
     input:
         tidy=expand(shift_metrics_path("{model}"), model=CFG.models),
         models=expand(model_dir("{model}"), model=CFG.models),
-        code=code("genies.evaluation.model_jobs"),
+        code=code("genies-table"),
     output:
         csv=f"{GENIES_TABLE}.csv",
         md=f"{GENIES_TABLE}.md",
@@ -68,7 +68,7 @@ rule genies_figures:
             for model in CFG.models
             for info in needed_state_infos(model, CFG.interventions, CFG.shifts)
         ],
-        code=code("genies.evaluation.figures_job"),
+        code=code("genies-figures"),
     output:
         report(
             directory(FIGURES_DIR),

@@ -7,7 +7,7 @@ rule fit:
         unpack(
             lambda wildcards: intervention_inputs(wildcards, wildcards.source, "train")
         ),
-        code=intervention_code,
+        code=intervention_code("fit"),
     output:
         state=state_path("{model}", "{intervention}", "{source}"),
         info=state_info_path(state_path("{model}", "{intervention}", "{source}")),
@@ -35,7 +35,7 @@ rule evaluate:
                 wildcards, wildcards.distribution, "test"
             )
         ),
-        code=intervention_code,
+        code=intervention_code("evaluate"),
     output:
         evaluation_path("{model}", "{intervention}", "{source}", "{distribution}"),
     log:

@@ -4,7 +4,7 @@
 
 rule materialise_model:
     input:
-        code=code("genies.models.loading"),
+        code=code("materialise"),
     output:
         directory(model_dir("{model}")),
     log:
@@ -28,11 +28,7 @@ rule extract_activations:
     input:
         model=model_dir("{model}"),
         split=split_path("{distribution}", "{split}"),
-        code=code(
-            "genies.models.activations",
-            "genies.models.loading",
-            "genies.models.devices",
-        ),
+        code=code("extract"),
     output:
         tensors=[
             activation_path("{model}", template, "{distribution}", "{split}")

@@ -4,7 +4,7 @@
 rule published_evaluations:
     input:
         archive=f"{RAW}/published/evaluations.tar.xz",
-        code=code("genies.paper.published"),
+        code=code("paper-index"),
     output:
         "results/paper/published_evaluations.parquet",
     log:
@@ -25,7 +25,7 @@ rule paper_tables:
         index=rules.published_evaluations.output,
         splits=[split_path(target, "test") for target in PAPER_TARGETS],
         ttc=TTC_FILES,
-        code=code("genies.paper.tables", "genies.paper.published"),
+        code=code("paper-tables"),
     output:
         tables=directory("results/paper/generalization_metrics"),
         tidy="results/paper/shift_metrics.parquet",
@@ -55,7 +55,7 @@ rule paper_tables:
 rule paper_summary:
     input:
         tidy=rules.paper_tables.output.tidy,
-        code=code("genies.evaluation.summary"),
+        code=code("paper-summary"),
     output:
         csv="results/paper/genies_summary.csv",
         md="results/paper/genies_summary.md",
@@ -82,7 +82,7 @@ rule paper_figures:
         tidy=rules.paper_tables.output.tidy,
         summary=rules.paper_summary.output.csv,
         index=rules.published_evaluations.output[0],
-        code=code("genies.figures", "genies.paper.published"),
+        code=code("paper-figures"),
     output:
         **PAPER_FIGURES,
         correlations="results/paper/correlations.csv",

@@ -2,6 +2,7 @@ import json
 import lzma
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,33 @@ def write_vendored(raw_dir: Path, distributions: dict[str, dict[str, object]]) -
             entries[relpath] = sha256_bytes(packed)
     write_manifest(raw_dir, entries)
     return raw_dir
+
+
+# What a user's checkout runs from: the workflow, its profile, configs, library and vendored data.
+WORKFLOW_FILES = (
+    "Snakefile",
+    "environment.yml",
+    "rules",
+    "workflow",
+    "profiles",
+    "config",
+    "src",
+    "data/raw",
+)
+
+
+def copy_workflow(workdir: Path) -> Path:
+    """A copy of the workflow to run Snakemake in."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_symlink():
+            (workdir / name).symlink_to(os.readlink(source))
+        elif source.is_dir():
+            shutil.copytree(source, workdir / name)
+        else:
+            shutil.copy(source, workdir / name)
+    return workdir
 
 
 def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:

@@ -2,13 +2,17 @@
 with the same bytes, and a user-added distribution family whose answer is known."""
 
 import json
-import shutil
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
 
 from genies.config import load_config
-from tests.helpers import REPO, marker_records, run_genies, run_snakemake
+from tests.helpers import ENV, REPO, copy_workflow, marker_records, run_genies, run_snakemake
 
 TEST_CONFIG = ("--configfile", "config/test.yaml")
 TABLE_COLUMNS = [
@@ -40,15 +44,6 @@ def built(tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("first"))
     result = run_snakemake(workdir, "genies", *TEST_CONFIG)
     assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
-
-
-def copy_workflow(workdir):
-    workdir.mkdir(exist_ok=True)
-    for name in ("Snakefile", "environment.yml", "rules", "workflow", "config", "src", "data/raw"):
-        source = REPO / name
-        copy = shutil.copytree if source.is_dir() else shutil.copy
-        copy(source, workdir / name)
     return workdir
 
 
@@ -96,9 +91,9 @@ def test_the_same_config_gives_the_same_bytes(built, tmp_path):
         assert (again / output).read_bytes() == (built / output).read_bytes(), output
 
 
-def scheduled(built, override: str) -> tuple[set[str], set[str]]:
-    """(rules, interventions) `snakemake -n genies` schedules on the built workspace once the
-    test config is overridden with `override` (YAML)."""
+def dry_run_outputs(built, override: str = "") -> tuple[set[str], list[str]]:
+    """(rules, output paths) `snakemake -n genies` schedules on the built workspace once the test
+    config is overridden with `override` (YAML)."""
     (built / "config/override.yaml").write_text(override + "\n")
     result = run_snakemake(built, "genies", *TEST_CONFIG, "config/override.yaml", "-n")
     assert result.returncode == 0, result.stderr
@@ -106,11 +101,22 @@ def scheduled(built, override: str) -> tuple[set[str], set[str]]:
     rules = {
         line.split()[-1].rstrip(":") for line in lines if line.endswith(":") and "rule " in line
     }
-    outputs = [line for line in lines if line.startswith("    output: ")]
+    outputs = [
+        path.strip()
+        for line in lines
+        if line.startswith("    output: ")
+        for path in line.removeprefix("    output: ").split(",")
+    ]
+    return rules, outputs
+
+
+def scheduled(built, override: str = "") -> tuple[set[str], set[str]]:
+    """(rules, interventions) `snakemake -n genies` schedules (see dry_run_outputs)."""
+    rules, outputs = dry_run_outputs(built, override)
     methods = {
-        line.split("/")[3]
-        for line in outputs
-        if "results/interventions/" in line or "results/evaluations/" in line
+        path.split("/")[3]
+        for path in outputs
+        if path.startswith(("results/interventions/", "results/evaluations/"))
     }
     return rules, methods
 
@@ -132,6 +138,47 @@ def test_how_a_job_computes_reruns_nothing(built):
     # batch size and GPUs reach jobs as resources: a different value changes no result
     rules, _ = scheduled(built, "model_settings: {tiny-llama: {batch_size: 3, gpus: 2}}")
     assert rules == set()
+
+
+def scheduled_after_touching(built, module: str) -> tuple[set[str], set[str]]:
+    """What a dry run schedules once `module` (under src/genies) is edited (its time changes)."""
+    path = built / "src/genies" / module
+    times = path.stat()
+    path.touch()
+    try:
+        return scheduled(built)
+    finally:
+        os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
+
+
+def test_editing_a_module_reruns_only_the_jobs_that_run_it(built):
+    assert scheduled(built) == (set(), set())  # the built workspace is current
+    assert scheduled_after_touching(built, "interventions/mms.py") == (
+        {"fit", "evaluate", *AGGREGATION},
+        {"mms"},
+    )
+    assert scheduled_after_touching(built, "figures/training.py") == (
+        {"genies_figures", "genies"},
+        set(),
+    )
+
+
+def test_adding_a_shift_schedules_only_its_jobs(built):
+    override = "shifts: [alpaca_short->alpaca_long, alpaca_long->alpaca_short]"
+    rules, outputs = dry_run_outputs(built, override)
+    assert "extract_activations" in rules and "materialise_model" not in rules
+    extracted = {
+        tuple(path.split("/")[4:6]) for path in outputs if path.startswith("results/activations/")
+    }
+    assert extracted == {("alpaca_long", "train.safetensors"), ("alpaca_short", "test.safetensors")}
+    fitted_sources = {
+        path.split("/")[4].split(".")[0]
+        for path in outputs
+        if path.startswith("results/interventions/")
+    }
+    assert fitted_sources == {"alpaca_long"}  # methods that learn nothing are not refitted
+    evaluated = {path.split("/")[5] for path in outputs if path.startswith("results/evaluations/")}
+    assert evaluated == {"alpaca_short.parquet"}
 
 
 def test_a_user_added_family_with_a_known_answer_shows_the_expected_pattern(tmp_path):
@@ -187,3 +234,46 @@ def test_bad_hyperparameters_and_unknown_methods_fail_before_any_job(tmp_path, o
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert not (workdir / "data/splits").exists() and not (workdir / "results").exists()
+
+
+def start_run(workdir, log):
+    """`snakemake genies` on the test config in its own session (a process group to kill)."""
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "genies", *TEST_CONFIG]
+    return subprocess.Popen(
+        command, cwd=workdir, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def wait_for_job(log_path, started: str, timeout=600):
+    deadline = time.monotonic() + timeout
+    while started not in log_path.read_text():
+        assert time.monotonic() < deadline, f"no {started!r} within {timeout} s"
+        time.sleep(0.2)
+    time.sleep(2)  # well into the job: the model loaded, files being written
+
+
+@pytest.mark.parametrize(
+    ("kill", "job"),
+    [
+        (signal.SIGKILL, "rule extract_activations:"),  # a power cut
+        (signal.SIGTERM, "rule extract_activations:"),  # a scheduler's time limit
+        (signal.SIGKILL, "intervention=lora_fine_tuning"),  # mid-training (fit jobs list it)
+    ],
+)
+def test_a_killed_run_resumes_to_the_same_bytes(built, tmp_path, kill, job):
+    workdir = copy_workflow(tmp_path / "wf")
+    log_path = tmp_path / "killed.log"
+    with open(log_path, "w") as log:
+        run = start_run(workdir, log)
+        wait_for_job(log_path, job)
+        os.killpg(run.pid, kill)  # Snakemake and every job it started
+        run.wait(timeout=120)
+    if kill == signal.SIGKILL:  # nothing could clean up: the lock and incomplete jobs stay
+        assert list((workdir / ".snakemake/locks").glob("*.lock"))
+    # the plain command again: no --unlock, no --rerun-incomplete
+    result = run_snakemake(workdir, "genies", *TEST_CONFIG)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for output in OUTPUTS:
+        assert (workdir / output).read_bytes() == (built / output).read_bytes(), output
+    leftovers = [p for p in workdir.rglob("*.tmp*") if ".snakemake" not in p.parts]
+    assert leftovers == []

@@ -2,6 +2,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -357,3 +360,29 @@ def test_smollm2_materialises_faithfully(smollm2):
     # Same float32 weights and code: equal up to the order of CPU reductions.
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
     assert loaded.tokenizer.decode(actual.argmax()) == " Paris"
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from genies.files.atomic import atomic_dir, atomic_path
+out = Path(sys.argv[1])
+with atomic_path(out / "table.csv") as tmp:
+    tmp.write_text("half")
+    with atomic_dir(out / "folder") as folder:
+        (folder / "weights").write_text("half")
+        os.kill(os.getpid(), signal.SIGKILL)  # no finally block runs: a power cut
+"""
+
+
+def test_the_next_write_removes_what_a_killed_write_left(tmp_path):
+    from genies.files.atomic import atomic_dir, write_text_atomic
+
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path)])
+    assert killed.returncode == -signal.SIGKILL
+    assert len(list(tmp_path.glob(".*.tmp"))) == 2  # what a killed write leaves
+    write_text_atomic(tmp_path / "table.csv", "done")
+    with atomic_dir(tmp_path / "folder") as folder:
+        (folder / "weights").write_text("done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "table.csv"]
+    assert (tmp_path / "folder" / "weights").read_text() == "done"

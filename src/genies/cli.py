@@ -256,6 +256,30 @@ def cmd_check_config(args) -> None:
     )
 
 
+def cmd_pull(args) -> None:
+    from genies.dvc_stages import pull
+
+    pulled, skipped = pull()
+    print(f"pulled and marked current: {', '.join(pulled) or 'nothing'}")
+    for stage, why in skipped.items():
+        print(f"not pulled: {stage} (recorded for other inputs: {brief(why)})")
+
+
+def brief(items: list[str], shown: int = 3) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
+def cmd_dvc_status(args) -> None:
+    from genies.dvc_stages import stale_records
+
+    stale = stale_records()
+    if stale:
+        stages = "; ".join(f"{stage}: {brief(why)}" for stage, why in stale.items())
+        raise GeniesError(f"dvc.lock is stale ({stages}); run `dvc repro` and commit dvc.lock")
+    print("ok dvc.lock: every stage records the checkout's code, data and config")
+
+
 def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
@@ -448,6 +472,9 @@ def parser() -> argparse.ArgumentParser:
     sub = command("check-config", cmd_check_config, "validate a config file against the schema")
     sub.add_argument("config")
     sub.add_argument("--schema", default="workflow/schemas/config.schema.yaml")
+
+    command("pull", cmd_pull, "dvc pull what dvc.lock records for this checkout, mark it current")
+    command("dvc-status", cmd_dvc_status, "check that dvc.lock records this checkout")
     return top
 
 

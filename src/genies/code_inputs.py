@@ -1,16 +1,17 @@
 """The library files a job runs, derived from imports, so that editing one reruns its jobs.
 
-Snakemake does not see edits to an installed package, so every rule lists the files of the
-modules its command runs as inputs. The list is computed, not kept by hand: the named modules, the
-`genies` modules they import (at module level or inside functions, transitively), the packages'
-`__init__.py` files that importing them executes, and the command line itself.
+Snakemake does not see edits to an installed package, so every rule lists the files its command
+runs as inputs. The list is computed, not kept by hand: a rule names the `genies` subcommand of its
+shell line; from it come the command line's module-level imports, the imports inside the
+subcommand's function `cmd_<name>`, then (transitively, at module level or inside functions) every
+`genies` module those import, and the packages' `__init__.py` files that importing them executes.
 """
 
 import ast
 from pathlib import Path
 
 PACKAGE = "genies"
-CLI = "genies.cli"  # its commands import their modules lazily: the rule names the one it runs
+CLI = "genies.cli"
 
 
 def module_path(src: Path, module: str) -> Path | None:
@@ -21,9 +22,7 @@ def module_path(src: Path, module: str) -> Path | None:
     return None
 
 
-def imported_modules(path: Path, top_level_only: bool) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    nodes = tree.body if top_level_only else ast.walk(tree)
+def imported_modules(nodes) -> set[str]:
     names = set()
     for node in nodes:
         if isinstance(node, ast.Import):
@@ -34,20 +33,32 @@ def imported_modules(path: Path, top_level_only: bool) -> set[str]:
     return {name for name in names if name == PACKAGE or name.startswith(PACKAGE + ".")}
 
 
+def command_modules(src: Path, command: str) -> set[str]:
+    """What `genies <command>` imports: the command line's top level and its `cmd_` function."""
+    tree = ast.parse(module_path(src, CLI).read_text(encoding="utf-8"))
+    function = f"cmd_{command.replace('-', '_')}"
+    bodies = [node for node in tree.body if getattr(node, "name", None) == function]
+    if not bodies:
+        raise ValueError(f"`genies {command}`: no function {function} in {CLI}")
+    return imported_modules(tree.body) | imported_modules(ast.walk(bodies[0])) | {CLI}
+
+
 def with_parents(module: str) -> list[str]:
     parts = module.split(".")
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
-def library_files(src: str | Path, *modules: str) -> list[str]:
-    """Sorted paths (under `src`) of `modules`, the command line, and all they import."""
+def library_files(src: str | Path, command: str, *modules: str) -> list[str]:
+    """Sorted paths (under `src`) of what `genies <command>` runs, plus `modules` it loads by name
+    (a registered intervention), and all they import."""
     src = Path(src)
     seen: dict[str, Path] = {}
-    pending = [CLI, *modules]
+    pending = [*command_modules(src, command), *modules]
     while pending:
         for name in with_parents(pending.pop()):
             if name in seen or (path := module_path(src, name)) is None:
                 continue
             seen[name] = path
-            pending.extend(imported_modules(path, top_level_only=name == CLI))
+            nodes = ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+            pending.extend(imported_modules(nodes) if name != CLI else ())
     return sorted(str(path) for path in seen.values())

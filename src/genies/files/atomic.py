@@ -14,11 +14,23 @@ def current_umask() -> int:
     return mask
 
 
+def remove_leftovers(path: Path) -> None:
+    """Remove the temporaries of an earlier write of `path` that was killed (SIGKILL, a power cut)
+    before it could clean up. Only one job writes a given path at a time (Snakemake locks its
+    outputs), so none of them belongs to a live writer."""
+    for leftover in path.parent.glob(f".{path.name}.*.tmp*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
@@ -49,6 +61,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     goes back.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     old = tmp.with_name(f"{tmp.name}.old")
     try:

