@@ -19,12 +19,18 @@ rule split:
         "--out {output} 2> {log}"
 
 
+# Every split the workflow reads: the configured distributions', and those the configured shifts
+# read (a target's reference may be outside `distributions`), so that this target (the DVC stage
+# `splits`) owns all of data/splits.
 rule splits:
     input:
-        expand(
-            split_path("{distribution}", "{split}"),
-            distribution=CFG.distributions,
-            split=SPLITS,
+        sorted(
+            {
+                split_path(distribution, split)
+                for distribution in CFG.distributions
+                for split in SPLITS
+            }
+            | {split_path(*read) for read in ACTIVATION_SPLITS}
         ),
 
 

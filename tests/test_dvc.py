@@ -16,6 +16,7 @@ import pytest
 from genies.dvc_stages import STAGES, dvc_yaml, rule_commands
 from tests.helpers import ENV, REPO, copy_workflow, run_genies, run_snakemake
 
+BUCKET = "genies-test"
 DVC_ENV = {**ENV, "DVC_NO_ANALYTICS": "1"}
 PULLED = ["splits", "activations", "genies"]  # what the first clone builds and pushes
 
@@ -97,6 +98,7 @@ def assert_nothing_to_recompute(origin: Path, clone: Path):
     dry = run_snakemake(clone, "results/genies_table.csv", "-n")
     assert dry.returncode == 0, dry.stderr
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
+    assert "missing provenance/metadata" not in dry.stdout + dry.stderr
     status = run("dvc", "status", *PULLED, cwd=clone)
     assert "Data and pipelines are up to date" in status, status
     table = "results/genies_table.csv"
@@ -113,6 +115,11 @@ def test_a_fresh_clone_pulls_from_the_local_remote_and_recomputes_nothing(built_
     # default config, and they are not pulled
     assert "not pulled: audit" in output and "not pulled: paper" in output
     assert_nothing_to_recompute(built_clone, tmp_path / "second")
+    # Snakemake's records of the pulled jobs are in place: a hyper-parameter reruns its method
+    (tmp_path / "second/config/mms.yaml").write_text("hyperparameters: {mms: {top_heads: 2}}\n")
+    dry = run_snakemake(tmp_path / "second", "genies", "-n", "--configfile", "config/mms.yaml")
+    fits = [line for line in dry.stdout.splitlines() if "output: results/interventions/" in line]
+    assert fits and all("/mms/" in line for line in fits), dry.stdout[-3000:]
 
 
 def test_a_pull_skips_stages_recorded_for_another_config(built_clone, tmp_path):
@@ -131,7 +138,7 @@ def test_a_pull_skips_stages_recorded_for_another_config(built_clone, tmp_path):
     assert "not pulled: genies" in result.stdout
     assert not (clone / "results/genies_table.csv").exists()
     dry = run_snakemake(clone, "results/genies_table.csv", "-n")
-    assert "extract_activations" not in dry.stdout and "rule fit:" in dry.stdout
+    assert "rule extract_activations:" not in dry.stdout and "rule fit:" in dry.stdout
 
 
 def free_port() -> int:
@@ -152,7 +159,8 @@ def s3_server(tmp_path):
         [weed, "mini", f"-dir={tmp_path}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
          f"-s3.port={ports['s3']}", f"-master.port={ports['master']}",
          f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}",
-         f"-admin.port={ports['admin']}", "-admin.ui=false", "-webdav=false"],
+         f"-admin.port={ports['admin']}", "-admin.ui=false", "-webdav=false",
+         f"-bucket={BUCKET}"],
         env={**os.environ, **credentials}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -174,7 +182,7 @@ def s3_server(tmp_path):
 def test_a_fresh_clone_pulls_from_s3_and_recomputes_nothing(built_clone, s3_server, tmp_path):
     endpoint, credentials = s3_server
     settings = [
-        ["remote", "add", "--local", "-f", "-d", "s3", "s3://genies-test/cache"],
+        ["remote", "add", "--local", "-f", "-d", "s3", f"s3://{BUCKET}/cache"],
         ["remote", "modify", "--local", "s3", "endpointurl", endpoint],
         ["remote", "modify", "--local", "s3", "access_key_id", credentials["AWS_ACCESS_KEY_ID"]],
         ["remote", "modify", "--local", "s3", "secret_access_key",

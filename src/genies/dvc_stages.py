@@ -242,7 +242,9 @@ def pull() -> tuple[list[str], dict[str, list[str]]]:
             pulled.append(stage)
     if pulled:
         dvc("pull", *(stage.name for stage in pulled))
-        touch = ["snakemake", "--touch", *(stage.target for stage in pulled)]
+        # --forceall: every job of those targets, so that each records its metadata (params,
+        # code) and a later config change still reruns what it touches
+        touch = ["snakemake", "--touch", "--forceall", *(stage.target for stage in pulled)]
         if subprocess.run(touch, capture_output=True, text=True).returncode != 0:
             raise GeniesError(f"`{' '.join(touch)}` failed: run it to see why")
     return [stage.name for stage in pulled], skipped
