@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from genies.config import load_config
+from genies.data.vendored import SPLITS
 from tests.helpers import ENV, REPO, copy_workflow, marker_records, run_genies, run_snakemake
 
 TEST_CONFIG = ("--configfile", "config/test.yaml")
@@ -94,7 +95,7 @@ def test_the_same_config_gives_the_same_bytes(built, tmp_path):
 def dry_run_outputs(built, override: str = "") -> tuple[set[str], list[str]]:
     """(rules, output paths) `snakemake -n genies` schedules on the built workspace once the test
     config is overridden with `override` (YAML)."""
-    (built / "config/override.yaml").write_text(override + "\n")
+    (built / "config/override.yaml").write_text((override or "{}") + "\n")
     result = run_snakemake(built, "genies", *TEST_CONFIG, "config/override.yaml", "-n")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -140,45 +141,54 @@ def test_how_a_job_computes_reruns_nothing(built):
     assert rules == set()
 
 
-def scheduled_after_touching(built, module: str) -> tuple[set[str], set[str]]:
-    """What a dry run schedules once `module` (under src/genies) is edited (its time changes)."""
+def scheduled_after_editing(built, module: str) -> tuple[set[str], set[str]]:
+    """What a dry run schedules once `module` (under src/genies) is edited. A touch would not do:
+    Snakemake ignores a newer input whose checksum it recorded unchanged."""
     path = built / "src/genies" / module
-    times = path.stat()
-    path.touch()
+    text, times = path.read_bytes(), path.stat()
+    path.write_bytes(text + b"# edited\n")
     try:
         return scheduled(built)
     finally:
+        path.write_bytes(text)
         os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
 
 
 def test_editing_a_module_reruns_only_the_jobs_that_run_it(built):
     assert scheduled(built) == (set(), set())  # the built workspace is current
-    assert scheduled_after_touching(built, "interventions/mms.py") == (
+    assert scheduled_after_editing(built, "interventions/mms.py") == (
         {"fit", "evaluate", *AGGREGATION},
         {"mms"},
     )
-    assert scheduled_after_touching(built, "figures/training.py") == (
+    assert scheduled_after_editing(built, "figures/training.py") == (
         {"genies_figures", "genies"},
         set(),
     )
 
 
 def test_adding_a_shift_schedules_only_its_jobs(built):
-    override = "shifts: [alpaca_short->alpaca_long, alpaca_long->alpaca_short]"
+    override = "shifts: [alpaca_short->alpaca_long, alpaca_easy->alpaca_hard]"
     rules, outputs = dry_run_outputs(built, override)
     assert "extract_activations" in rules and "materialise_model" not in rules
+    new = {"alpaca_easy", "alpaca_hard"}  # the new shift's source, and target (its own reference)
     extracted = {
-        tuple(path.split("/")[4:6]) for path in outputs if path.startswith("results/activations/")
+        tuple(path.split("/")[4:6])
+        for path in outputs
+        if path.startswith("results/activations/") and path.endswith(".safetensors")
     }
-    assert extracted == {("alpaca_long", "train.safetensors"), ("alpaca_short", "test.safetensors")}
+    assert extracted == {(name, f"{split}.safetensors") for name in new for split in SPLITS}
     fitted_sources = {
         path.split("/")[4].split(".")[0]
         for path in outputs
         if path.startswith("results/interventions/")
     }
-    assert fitted_sources == {"alpaca_long"}  # methods that learn nothing are not refitted
-    evaluated = {path.split("/")[5] for path in outputs if path.startswith("results/evaluations/")}
-    assert evaluated == {"alpaca_short.parquet"}
+    assert fitted_sources and fitted_sources <= new  # methods that learn nothing: not refitted
+    evaluated = {
+        (path.split("/")[4], path.split("/")[5].removesuffix(".parquet"))
+        for path in outputs
+        if path.startswith("results/evaluations/")
+    }
+    assert evaluated and {target for _, target in evaluated} <= new
 
 
 def test_a_user_added_family_with_a_known_answer_shows_the_expected_pattern(tmp_path):
