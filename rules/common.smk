@@ -5,6 +5,7 @@ from pathlib import Path
 from genies import interventions
 from genies.code_inputs import library_files
 from genies.config import validate_config
+from genies.errors import GeniesError
 from genies import run_lock
 from genies.evaluation.model_jobs import needed_evaluations, needed_state_infos
 from genies.paths import (
@@ -27,10 +28,14 @@ from genies.data.shifts import SHIFTS_DIR, load_shifts, splits_read
 from genies.data.vendored import SPLITS, vendored_distributions
 from genies.models.catalog import how, results_config, weights_identity
 
-# Fails here, before any job, on a bad key or an unknown name (with the allowed values).
-CFG = validate_config(
-    config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-)
+# Fails here, before any job, on a bad key or an unknown name (with the allowed values): one line,
+# no traceback (the error is the config's, not the workflow's).
+try:
+    CFG = validate_config(
+        config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+    )
+except GeniesError as error:
+    sys.exit(f"genies: error: {error}")
 RAW = CFG.raw_dir
 
 # A run killed with SIGKILL leaves its lock behind; clear it when its owner is gone (see

@@ -235,6 +235,11 @@ def test_a_user_added_family_with_a_known_answer_shows_the_expected_pattern(tmp_
     [
         ("hyperparameters: {cra: {top_heads: 0}}", "hyperparameters.cra.top_heads: 0 is less"),
         ("interventions: [zero_shot, rlhf]", "interventions[1]: 'rlhf' is not one of"),
+        (
+            "activations: {templates: {raw: {residual: [99], heads: none}}}",
+            "activations.templates.raw.residual: keeps [99]",
+        ),
+        ("model_settings: {tiny-Llama: {dtype: float32}}", "tiny-Llama"),
     ],
 )
 def test_bad_hyperparameters_and_unknown_methods_fail_before_any_job(tmp_path, override, message):
@@ -243,6 +248,7 @@ def test_bad_hyperparameters_and_unknown_methods_fail_before_any_job(tmp_path, o
     result = run_snakemake(workdir, "genies", *TEST_CONFIG, "config/bad.yaml")
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+    assert 'File "' not in result.stdout + result.stderr  # one line, no traceback
     assert not (workdir / "data/splits").exists() and not (workdir / "results").exists()
 
 
