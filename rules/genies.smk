@@ -41,6 +41,13 @@ rule genies_table:
     input:
         tidy=expand(shift_metrics_path("{model}"), model=CFG.models),
         models=expand(model_dir("{model}"), model=CFG.models),
+        # what the table's notes say about texts cut at max_length
+        sidecars=[
+            activation_sidecar_path(model, template, distribution, split)
+            for model in CFG.models
+            for template in TEMPLATES
+            for distribution, split in ACTIVATION_SPLITS
+        ],
         code=code("genies-table"),
     output:
         csv=f"{GENIES_TABLE}.csv",
@@ -57,7 +64,8 @@ rule genies_table:
     params:
         config=json.dumps(results_config(config), sort_keys=True, separators=(",", ":")),
     shell:
-        "genies genies-table --tidy {input.tidy} --config '{params.config}' 2> {log}"
+        "genies genies-table --tidy {input.tidy} --config '{params.config}' "
+        "--sidecars {input.sidecars} 2> {log}"
 
 
 rule genies_figures:

@@ -1,11 +1,13 @@
 """The per-shift rules of our tables on hand-made evaluations: which file feeds which number."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from genies.data.shifts import load_shifts
-from genies.evaluation.genies_table import genies_table
+from genies.evaluation.genies_table import genies_table, truncation_notes
 from genies.evaluation.model_tables import model_shift_table
 from tests.helpers import RAW_DIR
 
@@ -96,3 +98,19 @@ def test_the_genies_table_averages_over_the_benchmark_shifts_only(tidy):
     assert table.loc["mms", "shifts"] == 1
     assert table.loc["mms", "differential_elicitation"] == pytest.approx(0.5)
     assert table.loc["mms", "target_pairs"] == 10
+
+
+def test_the_notes_count_texts_cut_at_max_length_per_model_and_template(tmp_path):
+    sidecars = []
+    for name, template, cut, rows in [
+        ("a", "lat_stim", 3, 10),
+        ("b", "lat_stim", 1, 30),
+        ("c", "raw", 0, 40),  # nothing cut: no note
+    ]:
+        meta = {"model": "m", "template": template, "max_length": 64}
+        sidecars.append(tmp_path / f"{name}.json")
+        sidecars[-1].write_text(json.dumps(meta | {"truncated_rows": cut, "rows": rows}))
+    notes = truncation_notes([str(path) for path in sidecars])
+    assert len(notes) == 1
+    expected = "m, template lat_stim: 4 of 40 texts (10.0%) longer than max_length 64"
+    assert notes[0].startswith(expected)

@@ -144,7 +144,8 @@ def cmd_extract(args) -> None:
             print(
                 f"wrote {out}: {metadata['rows']} rows, {metadata['tokens']} tokens in "
                 f"{metadata['seconds']:.1f} s on {metadata['device']}, "
-                f"padding {metadata['padding_fraction']:.1%}",
+                f"padding {metadata['padding_fraction']:.1%}, {metadata['truncated_rows']} "
+                f"texts cut to max_length {metadata['max_length']} (their start lost)",
                 file=sys.stderr,
             )
 
@@ -203,7 +204,7 @@ def cmd_shift_metrics(args) -> None:
 def cmd_genies_table(args) -> None:
     from genies.evaluation.model_jobs import genies_table_job
 
-    table = genies_table_job(args.tidy, args.config)
+    table = genies_table_job(args.tidy, args.config, args.sidecars)
     print(f"wrote the GENIES table: {len(table)} rows", file=sys.stderr)
 
 
@@ -442,6 +443,7 @@ def parser() -> argparse.ArgumentParser:
     sub = command("genies-table", cmd_genies_table, "the GENIES table of the configured models")
     sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")
     sub.add_argument("--config", type=json_object, required=True, help="JSON: the validated config")
+    sub.add_argument("--sidecars", nargs="*", default=[], help="the activation cache's sidecars")
 
     sub = command("genies-figures", cmd_genies_figures, "the figures of the configured models")
     sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")

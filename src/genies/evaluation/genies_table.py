@@ -8,6 +8,7 @@ config, the seed, each model's weights hash and settings, and the package versio
 
 import json
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import pandas as pd
 
@@ -73,7 +74,25 @@ def genies_table(
     return table
 
 
-def table_markdown(table: pd.DataFrame, level: float) -> str:
+def truncation_notes(sidecars: list[str]) -> list[str]:
+    """Per (model, template) of the activation cache: how many texts were longer than max_length
+    and lost their start (the prompt goes first), from the cache files' sidecars."""
+    counts: dict[tuple, list[int]] = {}
+    for path in sidecars:
+        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+        key = (meta["model"], meta["template"], meta["max_length"])
+        total = counts.setdefault(key, [0, 0])
+        total[0] += meta["truncated_rows"]
+        total[1] += meta["rows"]
+    return [
+        f"{model}, template {template}: {cut} of {rows} texts ({cut / rows:.1%}) longer than "
+        f"max_length {max_length} tokens, cut from the left (the start of their prompt is lost)"
+        for (model, template, max_length), (cut, rows) in sorted(counts.items())
+        if cut
+    ]
+
+
+def table_markdown(table: pd.DataFrame, level: float, notes: list[str]) -> str:
     shown = table[["model", "intervention", "shifts"]].copy()
     shown["intervention"] = [
         name if comparable else f"{name} (not comparable)"
@@ -89,7 +108,9 @@ def table_markdown(table: pd.DataFrame, level: float) -> str:
         "capability; `calibration_error` is the RMS calibration error (both orientations of "
         "every pair, 10 bins weighted by size, over the shifts with continuous probabilities); "
         "`target_examples` is the mean number of target test examples scored per shift and "
-        "`target_pairs` the evaluation pairs behind a row.\n\n" + markdown_table(shown)
+        "`target_pairs` the evaluation pairs behind a row.\n\n"
+        + markdown_table(shown)
+        + ("\n\nNotes:\n\n" + "\n".join(f"- {note}" for note in notes) + "\n" if notes else "")
     )
 
 
@@ -103,7 +124,7 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def table_json(table: pd.DataFrame, reproduce: dict) -> str:
+def table_json(table: pd.DataFrame, reproduce: dict, notes: list[str]) -> str:
     numbers: dict = {}
     for row in table.to_dict("records"):
         numbers.setdefault(row["model"], {})[row["intervention"]] = {
@@ -111,11 +132,17 @@ def table_json(table: pd.DataFrame, reproduce: dict) -> str:
             for key, value in row.items()
             if key not in ("model", "intervention", "comparable", "examples_per_split")
         }
-    document = {"table": numbers, "reproduce": reproduce | {"packages": package_versions()}}
+    document = {
+        "table": numbers,
+        "notes": notes,
+        "reproduce": reproduce | {"packages": package_versions()},
+    }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
-def write_genies_table(table: pd.DataFrame, level: float, prefix: str, reproduce: dict) -> None:
+def write_genies_table(
+    table: pd.DataFrame, level: float, prefix: str, reproduce: dict, notes: list[str]
+) -> None:
     write_csv(table, f"{prefix}.csv")
-    write_markdown(f"{prefix}.md", "GENIES table", table_markdown(table, level))
-    write_text_atomic(f"{prefix}.json", table_json(table, reproduce))
+    write_markdown(f"{prefix}.md", "GENIES table", table_markdown(table, level, notes))
+    write_text_atomic(f"{prefix}.json", table_json(table, reproduce, notes))

@@ -9,7 +9,12 @@ import pandas as pd
 
 from genies import interventions, paths
 from genies.data.shifts import Shift, load_shifts
-from genies.evaluation.genies_table import genies_table, read_tidy, write_genies_table
+from genies.evaluation.genies_table import (
+    genies_table,
+    read_tidy,
+    truncation_notes,
+    write_genies_table,
+)
 from genies.evaluation.model_tables import BASELINE, model_shift_table, write_upstream_tables
 from genies.files.atomic import write_atomic
 from genies.files.tables import write_csv
@@ -102,7 +107,7 @@ def shift_metrics_job(model, methods, shift_names, raw_dir, bootstrap: dict) -> 
     return tidy
 
 
-def genies_table_job(tidy_paths: list[str], config: dict) -> pd.DataFrame:
+def genies_table_job(tidy_paths: list[str], config: dict, sidecars: list[str]) -> pd.DataFrame:
     from genies.models.manifest import read_manifest
 
     tidy = read_tidy(tidy_paths)
@@ -113,8 +118,7 @@ def genies_table_job(tidy_paths: list[str], config: dict) -> pd.DataFrame:
     for model in config["models"]:
         manifest = read_manifest(Path(paths.model_dir(model)))
         models[model] = {"weights_sha256": manifest["weights_sha256"], "source": manifest["source"]}
-    write_genies_table(
-        table, level, paths.GENIES_TABLE, {"config": config, "seed": seed, "models": models}
-    )
+    reproduce = {"config": config, "seed": seed, "models": models}
+    write_genies_table(table, level, paths.GENIES_TABLE, reproduce, truncation_notes(sidecars))
     write_csv(tidy[SHIFT_COLUMNS], paths.GENIES_SHIFTS)
     return table

@@ -81,6 +81,8 @@ NOTE_KINDS = {
     "not_comparable": "Not comparable with the pairwise interventions",
     "discretised": "Probabilities discretised to 0/1: calibration and Brier meaningless",
     "distribution_id": "File records another distribution id (upstream renamed distributions)",
+    "interval_over_pairs": "Pairs do not line up with the test split's examples: the accuracy "
+    "interval resamples pairs, not examples (narrower where an example's pairs agree)",
 }
 
 
@@ -162,6 +164,15 @@ def shift_metrics(ctx, model: str, intervention: str, shift: Shift) -> tuple[dic
         for note in file_notes(file, target)
     ]
     notes += file_notes(source_file, shift.source)
+    if p is not None and groups is None:
+        per_example = ctx.pairs_per_example(shift.target)
+        notes.append(
+            (
+                "interval_over_pairs",
+                f"evaluations/{target_file.path}: {len(p)} pairs, the test split's "
+                f"{len(per_example)} examples have {per_example.sum()}",
+            )
+        )
     if intervention in NOT_COMPARABLE:
         notes.append(("not_comparable", f"{intervention}: {NOT_COMPARABLE[intervention]}"))
     return row, notes
