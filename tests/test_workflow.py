@@ -11,19 +11,23 @@ TEST_CONFIG = ("--configfile", "config/test.yaml")
 DATA_TARGETS = ("splits", "data_audit")
 
 
-def test_builds_the_splits_of_two_distributions_and_the_audit(workflow_copy):
+def test_builds_the_splits_the_config_reads_and_the_audit(workflow_copy):
     result = run_snakemake(workflow_copy, *DATA_TARGETS, *TEST_CONFIG)
     assert result.returncode == 0, result.stderr
     built = sorted(
         p.relative_to(workflow_copy).as_posix() for p in workflow_copy.rglob("*.parquet")
     )
+    # the two configured distributions, and alpaca_mmlu: the reference of the configured shift
     assert built == [
         "data/splits/alpaca_long/test.parquet",
         "data/splits/alpaca_long/train.parquet",
+        "data/splits/alpaca_mmlu/test.parquet",
+        "data/splits/alpaca_mmlu/train.parquet",
         "data/splits/alpaca_short/test.parquet",
         "data/splits/alpaca_short/train.parquet",
     ]
     assert pq.read_metadata(workflow_copy / built[0]).num_rows == 250
+    # the audit covers the configured distributions
     assert (workflow_copy / "results/data_audit.csv").read_text().count("\n") == 3
     again = run_snakemake(workflow_copy, *DATA_TARGETS, *TEST_CONFIG, "--dry-run")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
