@@ -18,7 +18,7 @@ import yaml
 
 from genies import interventions
 from genies.code_inputs import library_files
-from genies.config import PipelineConfig, load_config
+from genies.config import load_config
 from genies.errors import GeniesError
 
 CONFIG = "config/config.yaml"
@@ -146,8 +146,8 @@ def rule_commands(rules_dir: Path) -> dict[str, tuple[str, str, bool]]:
     return commands
 
 
-def stage_deps(stage: Stage, root: Path, config: PipelineConfig, commands) -> list[str]:
-    methods = [interventions.get(name).__module__ for name in config.interventions]
+def stage_deps(stage: Stage, root: Path, commands, methods: list[str]) -> list[str]:
+    """`methods`: the modules of the configured interventions, which fit and evaluate load."""
     code = set()
     for rule in stage.rules:
         smk, command, by_name = commands[rule]
@@ -167,15 +167,15 @@ def persisted(paths) -> list[dict]:
     return [{path: {"persist": True}} for path in paths]
 
 
-def stage_entry(stage: Stage, root: Path, commands) -> dict:
+def stage_entry(stage: Stage, root: Path, commands, methods: list[str], keys: dict) -> dict:
     cmd = f"snakemake {stage.target}"
     if stage.report:
         cmd += f" && snakemake {stage.target} --report {stage.report}"
     entry = {
         "desc": stage.desc,
         "cmd": cmd,
-        "deps": stage_deps(stage, root, load_config(root / CONFIG), commands),
-        "params": [{CONFIG: config_params(stage, yaml.safe_load((root / CONFIG).read_text()))}],
+        "deps": stage_deps(stage, root, commands, methods),
+        "params": [{CONFIG: config_params(stage, keys)}],
         "outs": persisted([*stage.outs, *([stage.report] if stage.report else [])]),
     }
     if stage.metrics:
@@ -188,7 +188,10 @@ def stage_entry(stage: Stage, root: Path, commands) -> dict:
 def dvc_yaml(root: Path) -> str:
     root = Path(root)
     commands = rule_commands(root / "rules")
-    stages = {stage.name: stage_entry(stage, root, commands) for stage in STAGES}
+    configured = load_config(root / CONFIG).interventions
+    methods = [interventions.get(name).__module__ for name in configured]
+    keys = yaml.safe_load((root / CONFIG).read_text(encoding="utf-8"))
+    stages = {stage.name: stage_entry(stage, root, commands, methods, keys) for stage in STAGES}
     header = "# Written by `python -m genies.dvc_stages` (see its docstring): do not edit.\n"
     return header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=100)
 
