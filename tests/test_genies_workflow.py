@@ -13,6 +13,7 @@ import pytest
 
 from genies.config import load_config
 from genies.data.vendored import SPLITS
+from tests import slurm_cluster
 from tests.helpers import ENV, REPO, copy_workflow, marker_records, run_genies, run_snakemake
 
 TEST_CONFIG = ("--configfile", "config/test.yaml")
@@ -293,3 +294,21 @@ def test_a_killed_run_resumes_to_the_same_bytes(built, tmp_path, kill, job):
         assert (workdir / output).read_bytes() == (built / output).read_bytes(), output
     leftovers = [p for p in workdir.rglob("*.tmp*") if ".snakemake" not in p.parts]
     assert leftovers == []
+
+
+# A CPU-only cluster has no GPU to grant: jobs that would claim one ask for none.
+CPU_ONLY = ("extract_activations:gpu=0", "fit:gpu=0", "evaluate:gpu=0")
+
+
+def test_the_slurm_profile_gives_the_local_bytes(built, tmp_path):
+    reason = slurm_cluster.missing_reason()
+    if reason:
+        pytest.skip(reason)
+    workdir = copy_workflow(tmp_path / "wf")
+    with slurm_cluster.slurm_cluster():
+        profile = ("--profile", "workflow/profiles/slurm", "--set-resources", *CPU_ONLY)
+        result = run_snakemake(workdir, "genies", *TEST_CONFIG, *profile)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "has been submitted with SLURM jobid" in result.stdout + result.stderr
+    for output in OUTPUTS:
+        assert (workdir / output).read_bytes() == (built / output).read_bytes(), output

@@ -1,0 +1,125 @@
+"""A single-node SLURM cluster from Debian's packages (slurmctld, slurmd, munge), started for a test
+and stopped by the process ids its daemons wrote.
+
+Traps met on this kind of machine: munge's socket directory and its parents must be
+world-executable; the job-step plugin drops SLURM_CONF, so the configuration sits at the default
+path /etc/slurm/slurm.conf (the cluster refuses to start over one it did not write); without an
+accounting daemon `sacct` hangs, so the profile asks `squeue`.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+CONF = Path("/etc/slurm/slurm.conf")
+MARK = "# written by genies' tests\n"
+DAEMONS = ("munged", "slurmctld", "slurmd")
+
+
+def missing_reason() -> str | None:
+    """Why no cluster can start here, or None."""
+    missing = [name for name in (*DAEMONS, "sbatch", "squeue", "sinfo") if not find(name)]
+    if missing:
+        return f"SLURM is not installed ({', '.join(missing)}; Debian: slurmctld slurmd munge)"
+    if os.geteuid() != 0:
+        return "starting slurmd and munged needs root"
+    if CONF.exists() and not CONF.read_text().startswith(MARK):
+        return f"{CONF} exists and is not ours: a real cluster's configuration is left alone"
+    return None
+
+
+def find(name: str) -> str | None:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+
+
+def configuration(root: Path, host: str, cpus: int) -> str:
+    return MARK + "\n".join(
+        [
+            "ClusterName=genies-test",
+            f"SlurmctldHost={host}",
+            "SlurmUser=root",
+            "SlurmdUser=root",
+            "AuthType=auth/munge",
+            f"AuthInfo=socket={root}/munge/munge.socket.2",
+            f"StateSaveLocation={root}/state",
+            f"SlurmdSpoolDir={root}/spool",
+            f"SlurmctldPidFile={root}/slurmctld.pid",
+            f"SlurmdPidFile={root}/slurmd.pid",
+            f"SlurmctldLogFile={root}/slurmctld.log",
+            f"SlurmdLogFile={root}/slurmd.log",
+            "ProctrackType=proctrack/linuxproc",
+            "TaskPlugin=task/none",
+            "SchedulerType=sched/backfill",
+            "SelectType=select/cons_tres",
+            "SelectTypeParameters=CR_Core_Memory",
+            "JobAcctGatherType=jobacct_gather/none",
+            "AccountingStorageType=accounting_storage/none",
+            "ReturnToService=2",
+            f"NodeName={host} CPUs={cpus} RealMemory=8000 State=UNKNOWN",
+            f"PartitionName=main Nodes={host} Default=YES MaxTime=INFINITE State=UP",
+            "",
+        ]
+    )
+
+
+def wait_until(check, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"SLURM test cluster: no {what} within {timeout} s")
+        time.sleep(0.5)
+
+
+def node_idle() -> bool:
+    done = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    return done.returncode == 0 and done.stdout.strip() == "idle"
+
+
+@contextmanager
+def slurm_cluster():
+    """Start munged, slurmctld and slurmd on this host; stop them by pid at the end."""
+    root = Path(tempfile.mkdtemp(prefix="genies-slurm-"))
+    (root / "munge").mkdir()
+    for folder in (root, root / "munge"):
+        folder.chmod(0o755)
+    for name in ("state", "spool"):
+        (root / name).mkdir()
+    CONF.parent.mkdir(parents=True, exist_ok=True)
+    CONF.write_text(configuration(root, socket.gethostname(), os.cpu_count() or 1))
+    pid_files = {
+        "munged": root / "munge" / "munged.pid",
+        "slurmctld": root / "slurmctld.pid",
+        "slurmd": root / "slurmd.pid",
+    }
+    try:
+        subprocess.run(
+            [find("munged"), f"--socket={root}/munge/munge.socket.2",
+             f"--pid-file={pid_files['munged']}", "--force"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        subprocess.run([find("slurmctld")], check=True, capture_output=True)
+        subprocess.run([find("slurmd")], check=True, capture_output=True)
+        wait_until(node_idle, "idle node")
+        yield root
+    finally:
+        for name in reversed(DAEMONS):
+            if pid_files[name].exists():
+                pid = int(pid_files[name].read_text())
+                os.kill(pid, signal.SIGTERM)
+                wait_until(lambda pid=pid: not alive(pid), f"exit of {name}", timeout=30)
+        CONF.unlink(missing_ok=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
