@@ -5,12 +5,17 @@ Traps met on this kind of machine: munge's socket directory and its parents must
 world-executable; the job-step plugin drops SLURM_CONF, so the configuration sits at the default
 path /etc/slurm/slurm.conf (the cluster refuses to start over one it did not write); without an
 accounting daemon `sacct` hangs, so the profile asks `squeue`.
+
+The node offers GPUS stand-in GPUs: SLURM's gres plugin only needs a character device per GPU, so
+each is a /dev/null look-alike; a job asking for N is granted N in CUDA_VISIBLE_DEVICES, as on a
+GPU node (torch finds no CUDA device behind them, so the job computes on the CPU).
 """
 
 import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -18,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 CONF = Path("/etc/slurm/slurm.conf")
+GRES_CONF = CONF.with_name("gres.conf")
+GPUS = 2
 MARK = "# written by genies' tests\n"
 DAEMONS = ("munged", "slurmctld", "slurmd")
 
@@ -29,8 +36,9 @@ def missing_reason() -> str | None:
         return f"SLURM is not installed ({', '.join(missing)}; Debian: slurmctld slurmd munge)"
     if os.geteuid() != 0:
         return "starting slurmd and munged needs root"
-    if CONF.exists() and not CONF.read_text().startswith(MARK):
-        return f"{CONF} exists and is not ours: a real cluster's configuration is left alone"
+    for conf in (CONF, GRES_CONF):
+        if conf.exists() and not conf.read_text().startswith(MARK):
+            return f"{conf} exists and is not ours: a real cluster's configuration is left alone"
     return None
 
 
@@ -38,10 +46,11 @@ def find(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
 
 
-def configuration(root: Path, host: str, cpus: int) -> str:
+def configuration(root: Path, host: str, cpus: int, memory_mb: int) -> str:
     return MARK + "\n".join(
         [
             "ClusterName=genies-test",
+            "GresTypes=gpu",
             f"SlurmctldHost={host}",
             "SlurmUser=root",
             "SlurmdUser=root",
@@ -61,11 +70,28 @@ def configuration(root: Path, host: str, cpus: int) -> str:
             "JobAcctGatherType=jobacct_gather/none",
             "AccountingStorageType=accounting_storage/none",
             "ReturnToService=2",
-            f"NodeName={host} CPUs={cpus} RealMemory=8000 State=UNKNOWN",
+            f"NodeName={host} CPUs={cpus} RealMemory={memory_mb} Gres=gpu:{GPUS} State=UNKNOWN",
             f"PartitionName=main Nodes={host} Default=YES MaxTime=INFINITE State=UP",
             "",
         ]
     )
+
+
+def stand_in_gpus(root: Path) -> str:
+    """GPUS character devices like /dev/null, and the gres.conf that offers them as GPUs."""
+    lines = []
+    for index in range(GPUS):
+        os.mknod(root / f"gpu{index}", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        lines.append(f"Name=gpu File={root}/gpu{index}\n")
+    return MARK + "".join(lines)
+
+
+def memory_mb() -> int:
+    """The machine's memory as slurmd counts it (a node claiming more is refused)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) // 1024
+    raise RuntimeError("SLURM test cluster: no MemTotal in /proc/meminfo")
 
 
 def wait_until(check, what: str, timeout: float = 60) -> None:
@@ -91,7 +117,8 @@ def slurm_cluster():
     for name in ("state", "spool"):
         (root / name).mkdir()
     CONF.parent.mkdir(parents=True, exist_ok=True)
-    CONF.write_text(configuration(root, socket.gethostname(), os.cpu_count() or 1))
+    GRES_CONF.write_text(stand_in_gpus(root))
+    CONF.write_text(configuration(root, socket.gethostname(), os.cpu_count() or 1, memory_mb()))
     pid_files = {
         "munged": root / "munge" / "munged.pid",
         "slurmctld": root / "slurmctld.pid",
@@ -114,6 +141,7 @@ def slurm_cluster():
                 os.kill(pid, signal.SIGTERM)
                 wait_until(lambda pid=pid: not alive(pid), f"exit of {name}", timeout=30)
         CONF.unlink(missing_ok=True)
+        GRES_CONF.unlink(missing_ok=True)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -2,6 +2,7 @@
 alone, unpadded."""
 
 import json
+import tempfile
 import threading
 
 import pytest
@@ -20,7 +21,14 @@ from genies.models.activations import (
     split_texts,
 )
 from genies.models.catalog import resolve_model
-from genies.models.devices import claim_slots, compute_dtype, spread_layers, visible_ids
+from genies.models.devices import (
+    claim_devices,
+    claim_slots,
+    compute_dtype,
+    default_lock_dir,
+    spread_layers,
+    visible_ids,
+)
 from genies.models.loading import load_model, materialise_model
 from genies.models.packing import node_batches, prefix_trees
 from genies.models.templates import TEMPLATES
@@ -300,6 +308,33 @@ def test_gpu_locks_are_named_by_the_visible_gpu(tmp_path, monkeypatch):
         assert [p.name for p in tmp_path.iterdir()] == ["gpu-3.lock"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert visible_ids(2) == ["0", "1"]
+
+
+def test_jobs_of_different_slurm_allocations_do_not_share_gpu_locks(tmp_path, monkeypatch):
+    # where SLURM confines jobs to their devices, each job calls its own GPU "0"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("SLURM_JOB_ID", "101")
+    with claim_slots(["0"], 1, default_lock_dir()):
+        monkeypatch.setenv("SLURM_JOB_ID", "102")
+        with claim_slots(["0"], 1, default_lock_dir(), timeout_s=0) as other:
+            assert other == [0]  # another allocation's GPU: no wait
+        monkeypatch.setenv("SLURM_JOB_ID", "101")
+        with (
+            pytest.raises(GeniesError, match="no 1 free GPU"),
+            claim_slots(["0"], 1, default_lock_dir(), timeout_s=0),
+        ):
+            pass  # a second job of the same allocation waits for it
+
+
+def test_a_job_claims_as_many_of_its_visible_gpus_as_it_asks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # as if two GPUs were granted
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
+    with claim_devices(2, tmp_path) as devices:
+        assert devices == ["cuda:0", "cuda:1"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu-5.lock", "gpu-7.lock"]
+    assert "devices: cuda:0, cuda:1 (CUDA_VISIBLE_DEVICES=5,7)" in capsys.readouterr().err
+    with claim_devices(0, tmp_path) as devices:
+        assert devices == ["cpu"]  # `gpus: 0`: the CPU, though GPUs are visible
 
 
 def test_a_waiting_job_gets_the_slot_when_it_is_released(tmp_path):

@@ -3,6 +3,7 @@ with the same bytes, and a user-added distribution family whose answer is known.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 import pandas as pd
 import pytest
 
+from genies import interventions
 from genies.config import load_config
 from genies.data.vendored import SPLITS
 from tests import slurm_cluster
@@ -296,19 +298,40 @@ def test_a_killed_run_resumes_to_the_same_bytes(built, tmp_path, kill, job):
     assert leftovers == []
 
 
-# A CPU-only cluster has no GPU to grant: jobs that would claim one ask for none.
-CPU_ONLY = ("extract_activations:gpu=0", "fit:gpu=0", "evaluate:gpu=0")
+def granted_gpus(workdir) -> dict[str, list[str]]:
+    """Per job log (path under logs/), the CUDA_VISIBLE_DEVICES its model claim found."""
+    return {
+        str(log.relative_to(workdir / "logs")): re.findall(
+            r"^devices: .* \(CUDA_VISIBLE_DEVICES=(.*)\)$", log.read_text(), re.MULTILINE
+        )
+        for log in (workdir / "logs").rglob("*.log")
+    }
 
 
-def test_the_slurm_profile_gives_the_local_bytes(built, tmp_path):
+def test_the_slurm_profile_gives_the_local_bytes_and_each_job_its_gpus(built, tmp_path):
     reason = slurm_cluster.missing_reason()
     if reason:
         pytest.skip(reason)
     workdir = copy_workflow(tmp_path / "wf")
+    # the node has 2 stand-in GPUs: extractions ask for both, model-reading methods for the
+    # model's one (its `gpus`), cache-only methods for none
+    profile = ("--profile", "workflow/profiles/slurm")
+    two_gpus = ("--set-resources", "extract_activations:gpu=2")
     with slurm_cluster.slurm_cluster():
-        profile = ("--profile", "workflow/profiles/slurm", "--set-resources", *CPU_ONLY)
-        result = run_snakemake(workdir, "genies", *TEST_CONFIG, *profile)
+        result = run_snakemake(workdir, "genies", *TEST_CONFIG, *profile, *two_gpus)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "has been submitted with SLURM jobid" in result.stdout + result.stderr
+    registry = interventions.registry()
+    granted = granted_gpus(workdir)
+    assert sum(map(bool, granted.values())) > 20  # model jobs of every kind ran
+    for log, lists in granted.items():
+        job = log.split("/")
+        if job[0] == "activations":
+            wanted = [2]
+        elif job[0] in ("fit", "evaluate") and registry[job[2]].reads.model:
+            wanted = [1]
+        else:
+            wanted = []
+        assert [len(entries.split(",")) for entries in lists] == wanted, (log, lists)
     for output in OUTPUTS:
         assert (workdir / output).read_bytes() == (built / output).read_bytes(), output

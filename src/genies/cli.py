@@ -122,7 +122,7 @@ def cmd_extract(args) -> None:
     request = required_keys("--spec", args.spec, keys) | {"batch_size": args.batch_size}
     if len(args.out) != len(request["templates"]):
         raise GeniesError(f"{len(request['templates'])} templates but {len(args.out)} --out files")
-    with claim_devices(max(1, args.gpus)) as devices:
+    with claim_devices(args.gpus) as devices:
         # one model load for all templates of the split
         dtype = compute_dtype(request["dtype"], devices[0])
         loaded = load_model(args.model_dir, devices, dtype)
@@ -316,7 +316,7 @@ def how_arguments(sub) -> None:
         "--batch-size", type=positive_int, default=HOW["batch_size"], help="texts per batch"
     )
     sub.add_argument(
-        "--gpus", type=count, default=HOW["gpus"], help="GPUs the model spreads over (0: no model)"
+        "--gpus", type=count, default=HOW["gpus"], help="GPUs the model spreads over (0: the CPU)"
     )
 
 

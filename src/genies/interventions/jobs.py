@@ -80,7 +80,7 @@ def pair_data(method, split_path, pairs, examples, activation_paths, model_dir, 
         from genies.models.devices import claim_devices, compute_dtype
         from genies.models.loading import load_model
 
-        devices = stack.enter_context(claim_devices(max(1, settings.get("gpus", 1))))
+        devices = stack.enter_context(claim_devices(settings.get("gpus", 1)))
         data.device = devices[0]  # where inputs go; a spread model returns states on the last
         dtype = compute_dtype(settings["dtype"], data.device)
         data.model = load_model(model_dir, devices, dtype)

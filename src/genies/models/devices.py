@@ -1,8 +1,12 @@
 """Which devices a job runs on. Snakemake's `gpu` resource is only a counter: it never says which
 GPUs a job got, so a GPU job claims free ones itself with exclusive locks on per-GPU lock files,
 held for the life of the job. A lock file is named by the GPU's entry in CUDA_VISIBLE_DEVICES
-(its index where that is unset), so jobs that see the same GPU under different numbers (as in
-SLURM jobs on one node) still exclude each other. Without a GPU, jobs run on the CPU.
+(its index where that is unset), so jobs that see the same GPU under different numbers still
+exclude each other. Inside a SLURM job the locks are the job's own: SLURM already gave the job
+GPUs no other job has, and where it confines jobs to their devices (ConstrainDevices) every job
+numbers its GPUs from 0, so jobs of different allocations sharing locks would wait on each other
+for nothing. Jobs of one allocation (Snakemake run inside salloc) still claim among themselves.
+Without a GPU, or asked for none, jobs run on the CPU.
 
 A model that needs several GPUs (the model setting `gpus`) is spread over the ones its job
 claimed: its decoder layers split into equal consecutive runs, the embedding on the first GPU,
@@ -12,6 +16,7 @@ hooks move the activations), one GPU at a time.
 
 import fcntl
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,7 +27,11 @@ from genies.errors import GeniesError
 
 
 def default_lock_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"genies-gpu-slots-{os.getuid()}"
+    """Per user, and per SLURM job inside one (see above)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    return Path(tempfile.gettempdir()) / (
+        f"genies-gpu-slots-{os.getuid()}" + (f"-slurm-{job}" if job else "")
+    )
 
 
 def try_lock(path: Path):
@@ -73,15 +82,20 @@ def claim_slots(
 
 @contextmanager
 def claim_devices(count: int = 1, lock_dir=None) -> Iterator[list[str]]:
-    """`count` free CUDA devices (["cuda:N", ...]) for the block, or ["cpu"] without a GPU."""
+    """`count` free CUDA devices (["cuda:N", ...]) for the block; ["cpu"] where `count` is 0 or
+    no GPU is visible. Says on stderr (the job's log) which ones, and what the job was granted."""
     import torch
 
     visible = torch.cuda.device_count()
-    if visible == 0:
-        yield ["cpu"]
-        return
-    with claim_slots(visible_ids(visible), count, lock_dir) as slots:
-        yield [f"cuda:{slot}" for slot in slots]
+    with ExitStack() as stack:
+        if count == 0 or visible == 0:
+            devices = ["cpu"]
+        else:
+            slots = stack.enter_context(claim_slots(visible_ids(visible), count, lock_dir))
+            devices = [f"cuda:{slot}" for slot in slots]
+        granted = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+        print(f"devices: {', '.join(devices)} (CUDA_VISIBLE_DEVICES={granted})", file=sys.stderr)
+        yield devices
 
 
 def spread_layers(layers: int, devices: list[str]) -> dict[str, str]:
