@@ -315,7 +315,14 @@ def test_the_slurm_profile_gives_the_local_bytes_and_each_job_its_gpus(built, tm
     workdir = copy_workflow(tmp_path / "wf")
     # the node has 2 stand-in GPUs: extractions ask for both, model-reading methods for the
     # model's one (its `gpus`), cache-only methods for none
-    profile = ("--profile", "workflow/profiles/slurm")
+    # the profile waits the executor's 40 s between status checks (kind to a shared controller);
+    # this cluster is ours: jobs of seconds need not wait that long to be seen done
+    profile = (
+        "--profile",
+        "workflow/profiles/slurm",
+        "--slurm-init-seconds-before-status-checks",
+        "5",
+    )
     two_gpus = ("--set-resources", "extract_activations:gpu=2")
     with slurm_cluster.slurm_cluster():
         result = run_snakemake(workdir, "genies", *TEST_CONFIG, *profile, *two_gpus)
