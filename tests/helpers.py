@@ -61,9 +61,11 @@ def copy_workflow(workdir: Path) -> Path:
     return workdir
 
 
-def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, *args: str, timeout: float | None = None):
     command = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    return subprocess.run(command, cwd=workdir, env=ENV, capture_output=True, text=True)
+    return subprocess.run(
+        command, cwd=workdir, env=ENV, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def run_genies(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:

@@ -19,7 +19,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 CONF = Path("/etc/slurm/slurm.conf")
@@ -31,7 +31,9 @@ DAEMONS = ("munged", "slurmctld", "slurmd")
 
 def missing_reason() -> str | None:
     """Why no cluster can start here, or None."""
-    missing = [name for name in (*DAEMONS, "sbatch", "squeue", "sinfo") if not find(name)]
+    missing = [
+        name for name in (*DAEMONS, "sbatch", "squeue", "sinfo", "scancel") if not find(name)
+    ]
     if missing:
         return f"SLURM is not installed ({', '.join(missing)}; Debian: slurmctld slurmd munge)"
     if os.geteuid() != 0:
@@ -109,45 +111,74 @@ def node_idle() -> bool:
 
 @contextmanager
 def slurm_cluster():
-    """Start munged, slurmctld and slurmd on this host; stop them by pid at the end."""
+    """Start munged, slurmctld and slurmd on this host; at the end cancel every job and stop the
+    daemons by pid, each step run even if an earlier one failed."""
     root = Path(tempfile.mkdtemp(prefix="genies-slurm-"))
-    (root / "munge").mkdir()
-    for folder in (root, root / "munge"):
+    munge = root / "munge"
+    munge.mkdir()
+    for folder in (root, munge):
         folder.chmod(0o755)
     for name in ("state", "spool"):
         (root / name).mkdir()
-    CONF.parent.mkdir(parents=True, exist_ok=True)
-    GRES_CONF.write_text(stand_in_gpus(root))
-    CONF.write_text(configuration(root, socket.gethostname(), os.cpu_count() or 1, memory_mb()))
-    pid_files = {
-        "munged": root / "munge" / "munged.pid",
-        "slurmctld": root / "slurmctld.pid",
-        "slurmd": root / "slurmd.pid",
+    starts = {
+        "munged": [
+            find("munged"), f"--socket={munge}/munge.socket.2", f"--pid-file={munge}/munged.pid",
+            f"--log-file={munge}/munged.log", f"--seed-file={munge}/munged.seed", "--force",
+        ],
+        "slurmctld": [find("slurmctld")],
+        "slurmd": [find("slurmd")],
+    }  # fmt: skip
+    pid_files = {"munged": munge / "munged.pid"} | {
+        name: root / f"{name}.pid" for name in ("slurmctld", "slurmd")
     }
-    try:
-        subprocess.run(
-            [find("munged"), f"--socket={root}/munge/munge.socket.2",
-             f"--pid-file={pid_files['munged']}", "--force"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        subprocess.run([find("slurmctld")], check=True, capture_output=True)
-        subprocess.run([find("slurmd")], check=True, capture_output=True)
+    with ExitStack() as cleanup:  # runs its callbacks last in, first out, all of them
+        cleanup.callback(shutil.rmtree, root, ignore_errors=True)
+        CONF.parent.mkdir(parents=True, exist_ok=True)
+        for conf in (CONF, GRES_CONF):
+            cleanup.callback(conf.unlink, missing_ok=True)
+        GRES_CONF.write_text(stand_in_gpus(root))
+        CONF.write_text(configuration(root, socket.gethostname(), os.cpu_count() or 1, memory_mb()))
+        for name in DAEMONS:
+            cleanup.callback(stop, pid_files[name])
+            subprocess.run(starts[name], check=True, capture_output=True, timeout=60)
+        cleanup.callback(cancel_all_jobs)
         wait_until(node_idle, "idle node")
         yield root
-    finally:
-        for name in reversed(DAEMONS):
-            if pid_files[name].exists():
-                pid = int(pid_files[name].read_text())
-                os.kill(pid, signal.SIGTERM)
-                wait_until(lambda pid=pid: not alive(pid), f"exit of {name}", timeout=30)
-        CONF.unlink(missing_ok=True)
-        GRES_CONF.unlink(missing_ok=True)
-        shutil.rmtree(root, ignore_errors=True)
+
+
+def cancel_all_jobs() -> None:
+    """No job outlives the cluster (a failed or timed-out run leaves some queued or running)."""
+    subprocess.run(["scancel", "--full", "--user=root"], capture_output=True, timeout=60)
+    wait_until(lambda: not squeue_lines(), "empty queue", timeout=60)
+
+
+def squeue_lines() -> list[str]:
+    done = subprocess.run(["squeue", "-h"], capture_output=True, text=True, timeout=60)
+    return done.stdout.splitlines()
+
+
+def stop(pid_file: Path) -> None:
+    """SIGTERM, then SIGKILL after 30 s; a process already gone counts as stopped."""
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 30
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not alive(pid):
+            return
+    raise RuntimeError(f"SLURM test cluster: {pid_file.stem} (pid {pid}) survived SIGKILL")
 
 
 def alive(pid: int) -> bool:
+    """Running, neither gone nor a zombie waiting for its parent."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
         return False
-    return True
+    return state != "Z"

@@ -8,6 +8,7 @@ import threading
 import pytest
 import torch
 
+from genies import cli
 from genies.data.splits import build_split, read_split
 from genies.errors import GeniesError
 from genies.models.activations import (
@@ -302,7 +303,8 @@ def test_a_job_needing_several_gpus_takes_all_or_none(tmp_path):
 
 
 def test_gpu_locks_are_named_by_the_visible_gpu(tmp_path, monkeypatch):
-    # two SLURM jobs on one node both call their GPU cuda:0; its physical number tells them apart
+    # two jobs given one GPU each through CUDA_VISIBLE_DEVICES both call theirs cuda:0; the entry
+    # (its physical number) tells them apart
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     with claim_slots(visible_ids(1), 1, tmp_path):
         assert [p.name for p in tmp_path.iterdir()] == ["gpu-3.lock"]
@@ -335,6 +337,28 @@ def test_a_job_claims_as_many_of_its_visible_gpus_as_it_asks(tmp_path, monkeypat
     assert "devices: cuda:0, cuda:1 (CUDA_VISIBLE_DEVICES=5,7)" in capsys.readouterr().err
     with claim_devices(0, tmp_path) as devices:
         assert devices == ["cpu"]  # `gpus: 0`: the CPU, though GPUs are visible
+
+
+def test_an_extraction_asked_for_no_gpu_runs_on_the_cpu(split_path, tmp_path, monkeypatch, capsys):
+    # `gpus: 0`: the model stays on the CPU though GPUs are visible (this torch has no CUDA, so
+    # a GPU claimed here would fail to load the model)
+    model_dir = tmp_path / "tiny-llama"
+    materialise_model("tiny-llama", resolve_model("tiny-llama", {}), model_dir)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    spec = {
+        "templates": {"raw": {"residual": [-1], "heads": "none"}},
+        "storage_dtype": "float32",
+        "padding_side": "left",
+        "dtype": "float32",
+        "max_length": 64,
+    }
+    out = tmp_path / "raw.safetensors"
+    command = ["extract", "--model-dir", str(model_dir), "--split", str(split_path)]
+    command += ["--spec", json.dumps(spec), "--out", str(out), "--max-examples", "2"]
+    assert cli.main([*command, "--gpus", "0"]) == 0
+    assert "devices: cpu (CUDA_VISIBLE_DEVICES=" in capsys.readouterr().err
+    assert out.exists() and not list(tmp_path.glob("genies-gpu-slots-*/*.lock"))
 
 
 def test_a_waiting_job_gets_the_slot_when_it_is_released(tmp_path):
