@@ -12,6 +12,14 @@ from genies.data.vendored import sha256_bytes, write_manifest
 REPO = Path(__file__).resolve().parents[1]
 RAW_DIR = REPO / "data" / "raw"
 # The workflow's jobs call the `genies` console script of the interpreter running the tests.
+# What `genies extract --spec` reads: one template, the last residual layer, no heads.
+EXTRACTION_SPEC = {
+    "templates": {"raw": {"residual": [-1], "heads": "none"}},
+    "storage_dtype": "float16",
+    "padding_side": "left",
+    "dtype": "float32",
+    "max_length": 64,
+}
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 

@@ -33,7 +33,7 @@ from genies.models.devices import (
 from genies.models.loading import load_model, materialise_model
 from genies.models.packing import node_batches, prefix_trees
 from genies.models.templates import TEMPLATES
-from tests.helpers import RAW_DIR, record, write_vendored
+from tests.helpers import EXTRACTION_SPEC, RAW_DIR, record, write_vendored
 
 
 def close(actual: torch.Tensor, expected: torch.Tensor) -> bool:
@@ -346,16 +346,9 @@ def test_an_extraction_asked_for_no_gpu_runs_on_the_cpu(split_path, tmp_path, mo
     materialise_model("tiny-llama", resolve_model("tiny-llama", {}), model_dir)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    spec = {
-        "templates": {"raw": {"residual": [-1], "heads": "none"}},
-        "storage_dtype": "float32",
-        "padding_side": "left",
-        "dtype": "float32",
-        "max_length": 64,
-    }
     out = tmp_path / "raw.safetensors"
     command = ["extract", "--model-dir", str(model_dir), "--split", str(split_path)]
-    command += ["--spec", json.dumps(spec), "--out", str(out), "--max-examples", "2"]
+    command += ["--spec", json.dumps(EXTRACTION_SPEC), "--out", str(out), "--max-examples", "2"]
     assert cli.main([*command, "--gpus", "0"]) == 0
     assert "devices: cpu (CUDA_VISIBLE_DEVICES=" in capsys.readouterr().err
     assert out.exists() and not list(tmp_path.glob("genies-gpu-slots-*/*.lock"))

@@ -7,15 +7,7 @@ import pytest
 
 from genies.models.catalog import resolve_model
 from genies.models.loading import materialise_model
-from tests.helpers import run_genies
-
-GOOD_SPEC = {
-    "templates": {"raw": {"residual": [-1], "heads": "none"}},
-    "storage_dtype": "float16",
-    "padding_side": "left",
-    "dtype": "float32",
-    "max_length": 64,
-}
+from tests.helpers import EXTRACTION_SPEC, run_genies
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +31,7 @@ def assert_one_line_error(result, message: str, code: int = 1) -> None:
         (["--spec", "{templates: raw}"], "argument --spec: not JSON", 2),
         (["--spec", json.dumps({"dtype": "float32"})], "--spec lacks templates", 1),
         (
-            ["--spec", json.dumps(GOOD_SPEC | {"storage_dtype": "float8"})],
+            ["--spec", json.dumps(EXTRACTION_SPEC | {"storage_dtype": "float8"})],
             "storage_dtype 'float8': expected one of float16, bfloat16, float32",
             1,
         ),
@@ -48,7 +40,7 @@ def assert_one_line_error(result, message: str, code: int = 1) -> None:
 def test_bad_extraction_arguments(tiny_dir, tmp_path, arguments, message, code):
     out = tmp_path / "raw.safetensors"
     command = ["extract", "--model-dir", str(tiny_dir), "--split", "missing.parquet"]
-    command += ["--spec", json.dumps(GOOD_SPEC), "--out", str(out), *arguments]
+    command += ["--spec", json.dumps(EXTRACTION_SPEC), "--out", str(out), *arguments]
     assert_one_line_error(run_genies(*command), message, code)
     assert list(tmp_path.iterdir()) == []
 
