@@ -25,8 +25,11 @@ from genies.paths import (
 )
 from genies.paper.tables import PAPER_MODELS, TTC_DIR
 from genies.data.shifts import SHIFTS_DIR, load_shifts, splits_read
+from genies.data.splits import count_texts
 from genies.data.vendored import SPLITS, vendored_distributions
+from genies.models import footprint
 from genies.models.catalog import how, results_config, weights_identity
+from genies.models.manifest import MANIFEST
 
 # Fails here, before any job, on a bad key or an unknown name (with the allowed values): one line,
 # no traceback (the error is the config's, not the workflow's).
@@ -185,3 +188,73 @@ def intervention_gpus(wildcards):
     if interventions.registry()[wildcards.intervention].reads.model:
         return model_how(wildcards)["gpus"]
     return 0
+
+
+def built(path, ready=None):
+    """`path`, an input of the job; while it is still to be built, the FileNotFoundError naming
+    it by which Snakemake defers a resource until the job's inputs exist."""
+    if not (Path(path).exists() if ready is None else ready):
+        raise FileNotFoundError(2, "not built yet", path)
+    return path
+
+
+def model_manifest(folder):
+    """The manifest of a materialised model (one written before manifests counted parameters
+    is about to be rebuilt: its materialise job's code changed since)."""
+    path = Path(folder, MANIFEST)
+    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    built(folder, "parameters" in manifest.get("architecture", {}))
+    return manifest
+
+
+def extraction_work(wildcards, input):
+    return footprint.Work(
+        texts=count_texts(built(input.split), CFG.max_examples) * len(TEMPLATES),
+        batch=model_how(wildcards)["batch_size"],
+        max_length=CFG.models[wildcards.model]["max_length"],
+    )
+
+
+def intervention_work(wildcards, input):
+    """What a fit or evaluate job runs through the model; None for a method reading the cache."""
+    method = interventions.registry()[wildcards.intervention]
+    if not method.reads.model:
+        return None
+    max_length = CFG.models[wildcards.model]["max_length"]
+    if "state" in input.keys() or not method.trained:  # scoring a test split
+        texts = count_texts(built(input.split), CFG.max_examples)
+        batch = model_how(wildcards)["batch_size"]
+        return footprint.Work(texts, batch, max_length)
+    hyperparameters = CFG.hyperparameters[wildcards.model][wildcards.intervention]
+    texts, batch = method.fit_texts(hyperparameters)
+    return footprint.Work(texts, batch, max_length, backward=texts > 0)
+
+
+def job_requests(work_of):
+    """mem_mb and runtime of a job (genies.models.footprint), doubled on each retry: from the
+    model's size and the job's work, or from the size of the cache it reads (work None).
+    """
+
+    def mem_mb(wildcards, input, attempt):
+        work = work_of(wildcards, input)
+        if work is None:
+            size = sum(Path(path).stat().st_size for path in input.activations)
+            return footprint.cache_memory_mb(size) * attempt
+        manifest = model_manifest(input.model)
+        model = CFG.models[wildcards.model]
+        gpus = model_how(wildcards)["gpus"]
+        return footprint.memory_mb(manifest, work, model["dtype"], gpus) * attempt
+
+    def runtime(wildcards, input, threads, attempt):
+        work = work_of(wildcards, input)
+        if work is None:
+            return footprint.CACHE_RUNTIME_MIN * attempt
+        manifest = model_manifest(input.model)
+        model = CFG.models[wildcards.model]
+        gpus = model_how(wildcards)["gpus"]
+        return (
+            footprint.runtime_min(manifest, work, model["dtype"], gpus, threads)
+            * attempt
+        )
+
+    return {"mem_mb": mem_mb, "runtime": runtime}

@@ -17,7 +17,7 @@ rule fit:
         "../environment.yml"
     threads: 1
     resources:
-        mem_mb=8000,
+        **job_requests(intervention_work),
         gpu=intervention_gpus,
         batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:
@@ -44,7 +44,7 @@ rule evaluate:
         "../environment.yml"
     threads: 1
     resources:
-        mem_mb=8000,
+        **job_requests(intervention_work),
         gpu=intervention_gpus,
         batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:

@@ -44,7 +44,7 @@ rule extract_activations:
         "../environment.yml"
     threads: 1
     resources:
-        mem_mb=8000,
+        **job_requests(extraction_work),
         gpu=lambda wildcards: model_how(wildcards)["gpus"],
         batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:

@@ -15,6 +15,10 @@ import pytest
 from genies import interventions
 from genies.config import load_config
 from genies.data.vendored import SPLITS
+from genies.models import footprint
+from genies.models.catalog import resolve_model
+from genies.models.footprint import Work
+from genies.models.manifest import MANIFEST
 from tests import slurm_cluster
 from tests.helpers import ENV, REPO, copy_workflow, marker_records, run_genies, run_snakemake
 
@@ -296,6 +300,65 @@ def test_a_killed_run_resumes_to_the_same_bytes(built, tmp_path, kill, job):
         assert (workdir / output).read_bytes() == (built / output).read_bytes(), output
     leftovers = [p for p in workdir.rglob("*.tmp*") if ".snakemake" not in p.parts]
     assert leftovers == []
+
+
+def dry_run_jobs(built, *args: str) -> list[dict[str, str]]:
+    """The jobs `snakemake -n genies` lists: rule, and each `    key: value` line of its block."""
+    result = run_snakemake(built, "genies", *TEST_CONFIG, "-n", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = []
+    for line in result.stdout.splitlines():
+        if match := re.fullmatch(r"(?:local)?rule (\w+):", line):
+            jobs.append({"rule": match[1]})
+        elif jobs and (match := re.fullmatch(r"    (\w+): (.*)", line)):
+            jobs[-1][match[1]] = match[2]
+    return jobs
+
+
+def test_each_job_asks_for_the_memory_and_time_of_its_model_and_texts(built):
+    """Wiring: each job's mem_mb and runtime are genies.models.footprint's for the work counted
+    here from the job's own inputs and outputs (the formulas: tests/test_footprint.py)."""
+    forced = ("--forcerun", "extract_activations", "fit", "evaluate")
+    jobs = [job for job in dry_run_jobs(built, *forced) if job["rule"] in forced[1:]]
+    manifest = json.loads((built / "models/tiny-llama" / MANIFEST).read_text())
+    model = resolve_model("tiny-llama", {})  # test config: no model_settings, gpus 1
+    config = load_config(REPO / "config/test.yaml")
+    registry = interventions.registry()
+
+    def texts(paths: list[str]) -> int:
+        split = next(path for path in paths if path.endswith(".parquet"))
+        examples = pd.read_parquet(built / split).head(config.max_examples)
+        return int(examples["responses"].map(len).sum())
+
+    kinds = set()
+    for job in jobs:
+        inputs, outputs = job["input"].split(", "), job["output"].split(", ")
+        wildcards = dict(item.split("=") for item in job["wildcards"].split(", "))
+        method = registry.get(wildcards.get("intervention"))
+        asked = dict(item.split("=", 1) for item in job["resources"].split(", "))
+        if method and not method.reads.model:
+            cache = sum((built / p).stat().st_size for p in inputs if p.startswith("results/act"))
+            expected = (footprint.cache_memory_mb(cache), footprint.CACHE_RUNTIME_MIN)
+            kinds.add("cache")
+        else:
+            if job["rule"] == "extract_activations":
+                templates = sum(path.endswith(".safetensors") for path in outputs)
+                work = Work(texts(inputs) * templates, model["batch_size"], model["max_length"])
+            elif job["rule"] == "fit" and method.name == "few_shot":  # draws shots, trains nothing
+                work = Work(0, 0, model["max_length"])
+            elif job["rule"] == "fit":  # the reward models
+                steps = config.hyperparameters["tiny-llama"][method.name]["steps"]
+                pairs = config.hyperparameters["tiny-llama"][method.name]["batch_size"]
+                work = Work(2 * pairs * steps, 2 * pairs, model["max_length"], backward=True)
+            else:
+                work = Work(texts(inputs), model["batch_size"], model["max_length"])
+            expected = (
+                footprint.memory_mb(manifest, work, model["dtype"], gpus=1),
+                footprint.runtime_min(manifest, work, model["dtype"], gpus=1, threads=1),
+            )
+            kinds.add(job["rule"])
+        assert (int(asked["mem_mb"]), int(asked["runtime"])) == expected, job
+    assert kinds == {"cache", "extract_activations", "fit", "evaluate"}
 
 
 def granted_gpus(workdir) -> dict[str, list[int]]:

@@ -69,6 +69,8 @@ def test_manifest_records_architecture_tokenizer_and_weights_hash(tiny_dir, tiny
         "num_key_value_heads": config.num_key_value_heads,
         "head_dim": config.hidden_size // config.num_attention_heads,
         "vocab_size": config.vocab_size,
+        # counted on the meta device at materialisation; here, on the loaded weights
+        "parameters": sum(parameter.numel() for parameter in tiny.model.parameters()),
     }
     assert (
         manifest["architecture"]["num_key_value_heads"]
@@ -340,6 +342,7 @@ def test_smollm2_materialises_faithfully(smollm2):
         "num_key_value_heads": 3,
         "head_dim": 64,
         "vocab_size": 49152,
+        "parameters": sum(parameter.numel() for parameter in from_gguf["model"].parameters()),
     }
     assert manifest["tokenizer"]["eos_token"] == manifest["tokenizer"]["pad_token"] == "<|im_end|>"
     assert manifest["tokenizer"]["adds_bos"] is False

@@ -53,3 +53,8 @@ def read_examples(path: str | os.PathLike, max_examples: int | None) -> pd.DataF
     """The first `max_examples` examples of a split (all if None): what model runs use."""
     split = read_split(path)
     return split if max_examples is None else split.head(max_examples)
+
+
+def count_texts(path: str | os.PathLike, max_examples: int | None) -> int:
+    """Prompt-response texts of the examples model runs read (every response of each)."""
+    return int(read_examples(path, max_examples)["responses"].map(len).sum())

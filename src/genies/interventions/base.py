@@ -127,5 +127,11 @@ class Intervention:
     def fit(self, data: PairData, hyperparameters: dict, seed: int) -> State:
         raise NotImplementedError
 
+    @classmethod
+    def fit_texts(cls, hyperparameters: dict) -> tuple[int, int]:
+        """(texts, texts per step) its fit runs forward and backward through the model, for the
+        job's memory and time requests: none unless it trains the model."""
+        return 0, 0
+
     def score(self, data: PairData, hyperparameters: dict, state: State) -> np.ndarray:
         raise NotImplementedError

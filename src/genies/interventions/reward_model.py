@@ -291,6 +291,11 @@ class RewardModelMethod(Intervention):
         """Facts about the trained model for the state's JSON."""
         return {}
 
+    @classmethod
+    def fit_texts(cls, hyperparameters: dict) -> tuple[int, int]:
+        pairs = hyperparameters["batch_size"]
+        return 2 * pairs * hyperparameters["steps"], 2 * pairs
+
     def texts(self, data: PairData, hyperparameters: dict) -> TextBatches:
         virtual = self.virtual_tokens(hyperparameters)
         return TextBatches(data.model, hyperparameters["max_length"], virtual)

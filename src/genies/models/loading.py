@@ -269,7 +269,16 @@ def architecture(config) -> dict:
         "head_dim": getattr(config, "head_dim", None)
         or config.hidden_size // config.num_attention_heads,
         "vocab_size": config.vocab_size,
+        "parameters": parameter_count(config),
     }
+
+
+def parameter_count(config) -> int:
+    """Parameters of the model `config` describes, counted on the meta device (no memory, no
+    weights read; tied embeddings once): what a job's memory and time requests scale with."""
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(parameter.numel() for parameter in model.parameters())
 
 
 def tokenizer_facts(tokenizer, pad_set_to_eos: bool) -> dict:
