@@ -69,10 +69,10 @@ def copy_workflow(workdir: Path) -> Path:
     return workdir
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: float | None = None):
+def run_snakemake(workdir: Path, *args: str, timeout: float | None = None, env=ENV):
     command = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
     return subprocess.run(
-        command, cwd=workdir, env=ENV, capture_output=True, text=True, timeout=timeout
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -72,6 +72,7 @@ def configuration(root: Path, host: str, cpus: int, memory_mb: int) -> str:
             "JobAcctGatherType=jobacct_gather/none",
             "AccountingStorageType=accounting_storage/none",
             "ReturnToService=2",
+            "MinJobAge=3600",  # finished jobs stay in `scontrol show job` for the test to read
             f"NodeName={host} CPUs={cpus} RealMemory={memory_mb} Gres=gpu:{GPUS} State=UNKNOWN",
             f"PartitionName=main Nodes={host} Default=YES MaxTime=INFINITE State=UP",
             "",
@@ -152,6 +153,18 @@ def cancel_all_jobs() -> None:
     wait_until(lambda: not squeue_lines(), "empty queue", timeout=60)
 
 
+def job_records() -> dict[str, dict[str, str]]:
+    """What slurmctld recorded of each job it knows, by job id (`scontrol show job` fields)."""
+    done = subprocess.run(
+        ["scontrol", "show", "job", "--oneliner"], capture_output=True, text=True, timeout=60
+    )
+    records = [
+        dict(field.split("=", 1) for field in line.split() if "=" in field)
+        for line in done.stdout.splitlines()
+    ]
+    return {record["JobId"]: record for record in records}
+
+
 def squeue_lines() -> list[str]:
     done = subprocess.run(["squeue", "-h"], capture_output=True, text=True, timeout=60)
     return done.stdout.splitlines()
@@ -165,13 +178,12 @@ def stop(pid_file: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.kill(pid, sig)
+            wait_until(lambda: not alive(pid), f"end of {pid_file.stem} after {sig.name}", 30)
+            return
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + 30
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not alive(pid):
-            return
+        except RuntimeError:
+            continue
     raise RuntimeError(f"SLURM test cluster: {pid_file.stem} (pid {pid}) survived SIGKILL")
 
 

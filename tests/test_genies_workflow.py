@@ -4,6 +4,7 @@ with the same bytes, and a user-added distribution family whose answer is known.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -361,6 +362,35 @@ def test_each_job_asks_for_the_memory_and_time_of_its_model_and_texts(built):
     assert kinds == {"cache", "extract_activations", "fit", "evaluate"}
 
 
+# Fails the first time it is called, as SLURM kills a job past its memory (exit 137), then runs
+# the real command.
+FAIL_ONCE = """#!/bin/sh
+[ -e "$0.failed" ] || {{ touch "$0.failed"; echo "killed: out of memory" >&2; exit 137; }}
+exec {genies} "$@"
+"""
+
+
+def test_a_retried_job_asks_for_twice_the_memory_and_time(built, tmp_path):
+    workdir = tmp_path / "wf"
+    shutil.copytree(built, workdir, symlinks=True)  # reruns here leave `built` as it was
+    wrapper = tmp_path / "bin" / "genies"
+    wrapper.parent.mkdir()
+    wrapper.write_text(FAIL_ONCE.format(genies=shutil.which("genies", path=ENV["PATH"])))
+    wrapper.chmod(0o755)
+    env = ENV | {"PATH": f"{wrapper.parent}{os.pathsep}{ENV['PATH']}"}
+    target = "results/activations/tiny-llama/raw/alpaca_short/train.safetensors"
+    result = run_snakemake(workdir, *TEST_CONFIG, "-f", target, "--retries", "1", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "bin" / "genies.failed").exists()  # the first attempt did fail
+    asked = [
+        dict(item.split("=", 1) for item in line.split(", "))
+        for line in re.findall(r"^    resources: (.*)$", result.stdout + result.stderr, re.M)
+    ]
+    assert len(asked) == 2, asked
+    for key in ("mem_mb", "runtime"):
+        assert int(asked[1][key]) == 2 * int(asked[0][key]), asked
+
+
 def granted_gpus(workdir) -> dict[str, list[int]]:
     """Per job log (path under logs/), how many GPUs each model claim found granted in
     CUDA_VISIBLE_DEVICES (0 where SLURM set none)."""
@@ -373,6 +403,17 @@ def granted_gpus(workdir) -> dict[str, list[int]]:
         ]
         for log in (workdir / "logs").rglob("*.log")
     }
+
+
+def slurm_mb(memory: str) -> int:
+    """A memory size as scontrol writes it (1600M, 2G) in MB."""
+    return int(float(memory[:-1]) * 1024 ** "MGT".index(memory[-1]))
+
+
+def slurm_minutes(minutes: int) -> str:
+    """A time limit as scontrol writes it: [days-]hours:minutes:seconds."""
+    days, minutes = divmod(minutes, 24 * 60)
+    return (f"{days}-" if days else "") + f"{minutes // 60:02d}:{minutes % 60:02d}:00"
 
 
 def test_the_slurm_profile_gives_the_local_bytes_and_each_job_its_gpus(built, tmp_path):
@@ -393,8 +434,18 @@ def test_the_slurm_profile_gives_the_local_bytes_and_each_job_its_gpus(built, tm
     two_gpus = ("--set-resources", "extract_activations:gpu=2")
     with slurm_cluster.slurm_cluster():
         result = run_snakemake(workdir, "genies", *TEST_CONFIG, *profile, *two_gpus, timeout=1800)
+        records = slurm_cluster.job_records()
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
+    # each job's SLURM limits are the memory and time Snakemake computed for it
+    asked = dict(re.findall(r"^    jobid: (\d+)\n(?:    .*\n)*?    resources: (.*)$", output, re.M))
+    submitted_as = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", output)
+    assert len(submitted_as) == len(records) > 20, (submitted_as, records.keys())
+    for job, slurm_job in submitted_as:
+        resources = dict(item.split("=", 1) for item in asked[job].split(", "))
+        limits = records[slurm_job]
+        assert slurm_mb(limits["MinMemoryNode"]) == int(resources["mem_mb"]), (resources, limits)
+        assert limits["TimeLimit"] == slurm_minutes(int(resources["runtime"])), (resources, limits)
     submitted = output.count("has been submitted with SLURM jobid")
     done = re.findall(r"(\d+) of (\d+) steps \(100%\) done", output)
     local = len(re.findall(r"^localrule ", output, re.MULTILINE))
