@@ -208,6 +208,7 @@ def model_manifest(folder):
 
 
 def extraction_work(wildcards, input):
+    """The texts of the split, once per template."""
     return footprint.Work(
         texts=count_texts(built(input.split), CFG.max_examples) * len(TEMPLATES),
         batch=model_how(wildcards)["batch_size"],
@@ -215,46 +216,57 @@ def extraction_work(wildcards, input):
     )
 
 
-def intervention_work(wildcards, input):
-    """What a fit or evaluate job runs through the model; None for a method reading the cache."""
+def method_of(wildcards):
+    """The job's method, its hyper-parameters, and the tokens of a text it runs."""
     method = interventions.registry()[wildcards.intervention]
+    hyperparameters = CFG.hyperparameters[wildcards.model][wildcards.intervention]
+    max_length = CFG.models[wildcards.model]["max_length"]
+    return method, hyperparameters, method.text_length(hyperparameters, max_length)
+
+
+def fit_work(wildcards, input):
+    """What a fit trains on (nothing for a method training no weights); None for a method that
+    reads the cache only."""
+    method, hyperparameters, length = method_of(wildcards)
     if not method.reads.model:
         return None
-    max_length = CFG.models[wildcards.model]["max_length"]
-    if "state" in input.keys() or not method.trained:  # scoring a test split
-        texts = count_texts(built(input.split), CFG.max_examples)
-        batch = model_how(wildcards)["batch_size"]
-        return footprint.Work(texts, batch, max_length)
-    hyperparameters = CFG.hyperparameters[wildcards.model][wildcards.intervention]
     texts, batch = method.fit_texts(hyperparameters)
-    return footprint.Work(texts, batch, max_length, backward=texts > 0)
+    return footprint.Work(texts, batch, length, backward=texts > 0)
+
+
+def evaluation_work(wildcards, input):
+    """Every text of the test split, in the model's batches; None for a cache-only method."""
+    method, hyperparameters, length = method_of(wildcards)
+    if not method.reads.model:
+        return None
+    texts = count_texts(built(input.split), CFG.max_examples)
+    return footprint.Work(texts, model_how(wildcards)["batch_size"], length)
 
 
 def job_requests(work_of):
-    """mem_mb and runtime of a job (genies.models.footprint), doubled on each retry: from the
+    """mem_mb and runtime of a job (genies.models.footprint), multiplied by the attempt: from the
     model's size and the job's work, or from the size of the cache it reads (work None).
     """
 
-    def mem_mb(wildcards, input, attempt):
+    def model_job(wildcards, input):
+        """footprint's arguments for a job that runs the model; None for one reading the cache."""
         work = work_of(wildcards, input)
         if work is None:
+            return None
+        dtype = CFG.models[wildcards.model]["dtype"]
+        return model_manifest(input.model), work, dtype, model_how(wildcards)["gpus"]
+
+    def mem_mb(wildcards, input, attempt):
+        job = model_job(wildcards, input)
+        if job is None:
             size = sum(Path(path).stat().st_size for path in input.activations)
             return footprint.cache_memory_mb(size) * attempt
-        manifest = model_manifest(input.model)
-        model = CFG.models[wildcards.model]
-        gpus = model_how(wildcards)["gpus"]
-        return footprint.memory_mb(manifest, work, model["dtype"], gpus) * attempt
+        return footprint.memory_mb(*job) * attempt
 
     def runtime(wildcards, input, threads, attempt):
-        work = work_of(wildcards, input)
-        if work is None:
+        job = model_job(wildcards, input)
+        if job is None:
             return footprint.CACHE_RUNTIME_MIN * attempt
-        manifest = model_manifest(input.model)
-        model = CFG.models[wildcards.model]
-        gpus = model_how(wildcards)["gpus"]
-        return (
-            footprint.runtime_min(manifest, work, model["dtype"], gpus, threads)
-            * attempt
-        )
+        return footprint.runtime_min(*job, threads) * attempt
 
     return {"mem_mb": mem_mb, "runtime": runtime}

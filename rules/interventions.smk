@@ -17,7 +17,7 @@ rule fit:
         "../environment.yml"
     threads: 1
     resources:
-        **job_requests(intervention_work),
+        **job_requests(fit_work),
         gpu=intervention_gpus,
         batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:
@@ -44,7 +44,7 @@ rule evaluate:
         "../environment.yml"
     threads: 1
     resources:
-        **job_requests(intervention_work),
+        **job_requests(evaluation_work),
         gpu=intervention_gpus,
         batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:

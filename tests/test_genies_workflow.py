@@ -303,9 +303,10 @@ def test_a_killed_run_resumes_to_the_same_bytes(built, tmp_path, kill, job):
     assert leftovers == []
 
 
-def dry_run_jobs(built, *args: str) -> list[dict[str, str]]:
-    """The jobs `snakemake -n genies` lists: rule, and each `    key: value` line of its block."""
-    result = run_snakemake(built, "genies", *TEST_CONFIG, "-n", *args)
+def dry_run_jobs(workdir, *args: str) -> list[dict[str, str]]:
+    """The jobs `snakemake -n genies` lists (test config, then `args`): rule, and each
+    `    key: value` line of its block."""
+    result = run_snakemake(workdir, "genies", *TEST_CONFIG, *args, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = []
     for line in result.stdout.splitlines():
@@ -316,13 +317,28 @@ def dry_run_jobs(built, *args: str) -> list[dict[str, str]]:
     return jobs
 
 
-def test_each_job_asks_for_the_memory_and_time_of_its_model_and_texts(built):
+def copy_of(built, tmp_path):
+    """A copy of the built workspace: runs and edits there leave `built` as it was."""
+    workdir = tmp_path / "wf"
+    shutil.copytree(built, workdir, symlinks=True)
+    return workdir
+
+
+def test_each_job_asks_for_the_memory_and_time_of_its_model_and_texts(built, tmp_path):
     """Wiring: each job's mem_mb and runtime are genies.models.footprint's for the work counted
-    here from the job's own inputs and outputs (the formulas: tests/test_footprint.py)."""
+    here from the job's own inputs and outputs (the formulas: tests/test_footprint.py). The
+    model on the CPU (gpus: 0) and a thousand times its parameters, so that both depend on how
+    many texts a job runs, how long and in what batches, not on the fixed costs alone."""
+    built = copy_of(built, tmp_path)
+    manifest_path = built / "models/tiny-llama" / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["architecture"]["parameters"] *= 1000
+    manifest_path.write_text(json.dumps(manifest))
+    (built / "config/cpu.yaml").write_text("model_settings: {tiny-llama: {gpus: 0}}\n")
     forced = ("--forcerun", "extract_activations", "fit", "evaluate")
-    jobs = [job for job in dry_run_jobs(built, *forced) if job["rule"] in forced[1:]]
-    manifest = json.loads((built / "models/tiny-llama" / MANIFEST).read_text())
-    model = resolve_model("tiny-llama", {})  # test config: no model_settings, gpus 1
+    jobs = dry_run_jobs(built, "config/cpu.yaml", *forced)
+    jobs = [job for job in jobs if job["rule"] in forced[1:]]
+    model = resolve_model("tiny-llama", {})
     config = load_config(REPO / "config/test.yaml")
     registry = interventions.registry()
 
@@ -345,17 +361,24 @@ def test_each_job_asks_for_the_memory_and_time_of_its_model_and_texts(built):
             if job["rule"] == "extract_activations":
                 templates = sum(path.endswith(".safetensors") for path in outputs)
                 work = Work(texts(inputs) * templates, model["batch_size"], model["max_length"])
-            elif job["rule"] == "fit" and method.name == "few_shot":  # draws shots, trains nothing
-                work = Work(0, 0, model["max_length"])
-            elif job["rule"] == "fit":  # the reward models
-                steps = config.hyperparameters["tiny-llama"][method.name]["steps"]
-                pairs = config.hyperparameters["tiny-llama"][method.name]["batch_size"]
-                work = Work(2 * pairs * steps, 2 * pairs, model["max_length"], backward=True)
             else:
-                work = Work(texts(inputs), model["batch_size"], model["max_length"])
+                hyperparameters = config.hyperparameters["tiny-llama"][method.name]
+                # the scoring methods' texts: the model's length (few-shot: each shot's too);
+                # the reward models cut theirs at their own max_length
+                length = {
+                    "zero_shot": model["max_length"],
+                    "few_shot": (hyperparameters.get("shots", 0) + 1) * model["max_length"],
+                }.get(method.name, hyperparameters.get("max_length"))
+                if job["rule"] == "evaluate":
+                    work = Work(texts(inputs), model["batch_size"], length)
+                elif method.name == "few_shot":  # draws its shots, trains nothing
+                    work = Work(0, 0, length)
+                else:  # the reward models: 2 texts a pair
+                    pairs, steps = hyperparameters["batch_size"], hyperparameters["steps"]
+                    work = Work(2 * pairs * steps, 2 * pairs, length, backward=True)
             expected = (
-                footprint.memory_mb(manifest, work, model["dtype"], gpus=1),
-                footprint.runtime_min(manifest, work, model["dtype"], gpus=1, threads=1),
+                footprint.memory_mb(manifest, work, model["dtype"], gpus=0),
+                footprint.runtime_min(manifest, work, model["dtype"], gpus=0, threads=1),
             )
             kinds.add(job["rule"])
         assert (int(asked["mem_mb"]), int(asked["runtime"])) == expected, job
@@ -371,8 +394,7 @@ exec {genies} "$@"
 
 
 def test_a_retried_job_asks_for_twice_the_memory_and_time(built, tmp_path):
-    workdir = tmp_path / "wf"
-    shutil.copytree(built, workdir, symlinks=True)  # reruns here leave `built` as it was
+    workdir = copy_of(built, tmp_path)
     wrapper = tmp_path / "bin" / "genies"
     wrapper.parent.mkdir()
     wrapper.write_text(FAIL_ONCE.format(genies=shutil.which("genies", path=ENV["PATH"])))

@@ -127,11 +127,17 @@ class Intervention:
     def fit(self, data: PairData, hyperparameters: dict, seed: int) -> State:
         raise NotImplementedError
 
+    # What a method that reads the model runs through it, for its jobs' memory and time requests
+    # (genies.models.footprint).
     @classmethod
     def fit_texts(cls, hyperparameters: dict) -> tuple[int, int]:
-        """(texts, texts per step) its fit runs forward and backward through the model, for the
-        job's memory and time requests: none unless it trains the model."""
+        """(texts, texts per step) its fit runs forward and backward: none unless it trains."""
         return 0, 0
+
+    @classmethod
+    def text_length(cls, hyperparameters: dict, max_length: int) -> int:
+        """The tokens of a text it runs: about the model's `max_length` unless it says more."""
+        return max_length
 
     def score(self, data: PairData, hyperparameters: dict, state: State) -> np.ndarray:
         raise NotImplementedError

@@ -87,6 +87,10 @@ class FewShot(Intervention):
         # scored on the source's own test split too, an example never sees itself as a shot
         return hyperparameters["shots"] + 1
 
+    @classmethod
+    def text_length(cls, hyperparameters: dict, max_length: int) -> int:
+        return (hyperparameters["shots"] + 1) * max_length  # the shots come before the text
+
     def fit(self, data: PairData, hyperparameters: dict, seed: int) -> State:
         if data.shots is None:
             raise GeniesError("few_shot: fit needs the source's training split (PairData.shots)")

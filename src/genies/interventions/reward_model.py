@@ -296,6 +296,10 @@ class RewardModelMethod(Intervention):
         pairs = hyperparameters["batch_size"]
         return 2 * pairs * hyperparameters["steps"], 2 * pairs
 
+    @classmethod
+    def text_length(cls, hyperparameters: dict, max_length: int) -> int:
+        return hyperparameters["max_length"]  # where TextBatches cuts
+
     def texts(self, data: PairData, hyperparameters: dict) -> TextBatches:
         virtual = self.virtual_tokens(hyperparameters)
         return TextBatches(data.model, hyperparameters["max_length"], virtual)

@@ -6,8 +6,9 @@ no deep-learning library: the workflow evaluates it for every job.
 
 Measured on a 2-core CPU with SmolLM2-135M in float32 (540 MB of weights), texts cut at 256
 tokens, peak resident memory against these bounds: extraction, batches of 16 texts, 2.0 GB
-(bound 3.9 GB); LoRA fit, 8 texts a step, 5.4 GB (9.5), 16 texts a step, 9.8 GB (16.7).
-tests/test_footprint.py checks both kinds of job against their bounds.
+(bound 3.9 GB); LoRA fit, 8 texts a step, 5.4 GB (9.5), 16 texts a step, 9.8 GB (16.7);
+zero-shot scoring 3.3 GB (3.9), four-shot 4.7 GB (10.1). tests/test_footprint.py checks an
+extraction and a LoRA fit against their bounds.
 """
 
 import math
