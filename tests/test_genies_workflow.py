@@ -327,12 +327,15 @@ def copy_of(built, tmp_path):
 def test_each_job_asks_for_the_memory_and_time_of_its_model_and_texts(built, tmp_path):
     """Wiring: each job's mem_mb and runtime are genies.models.footprint's for the work counted
     here from the job's own inputs and outputs (the formulas: tests/test_footprint.py). The
-    model on the CPU (gpus: 0) and a thousand times its parameters, so that both depend on how
-    many texts a job runs, how long and in what batches, not on the fixed costs alone."""
+    model on the CPU (gpus: 0) and its manifest given LLaMA-7B's shape, so that both depend on
+    how many texts a job runs, how long and in what batches, beyond rounding and the minimum."""
     built = copy_of(built, tmp_path)
     manifest_path = built / "models/tiny-llama" / MANIFEST
     manifest = json.loads(manifest_path.read_text())
-    manifest["architecture"]["parameters"] *= 1000
+    manifest["architecture"] |= {
+        "parameters": 6_738_415_616, "hidden_size": 4096, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "vocab_size": 32000,
+    }  # fmt: skip
     manifest_path.write_text(json.dumps(manifest))
     (built / "config/cpu.yaml").write_text("model_settings: {tiny-llama: {gpus: 0}}\n")
     forced = ("--forcerun", "extract_activations", "fit", "evaluate")
