@@ -7,7 +7,11 @@ from genies.code_inputs import library_files
 from genies.config import validate_config
 from genies.errors import GeniesError
 from genies import run_lock
-from genies.evaluation.model_jobs import needed_evaluations, needed_state_infos
+from genies.evaluation.model_jobs import (
+    needed_evaluations,
+    needed_state_infos,
+    scored_distributions,
+)
 from genies.paths import (
     activation_sidecar_path,
     FIGURES_DIR,
@@ -111,20 +115,58 @@ def extraction_request(wildcards):
     )
 
 
-def intervention_inputs(wildcards, distribution, split):
-    """A fit or evaluate job's inputs: the split, the model folder (its manifest says which weights
-    every state and evaluation used), the cache files the method reads, its fitted state.
-    """
+def fit_inputs(wildcards):
+    """A fit job's inputs: the source's training split, the model folder (its manifest says
+    which weights every state used), the cache files the method reads."""
     method = interventions.registry()[wildcards.intervention]
-    inputs = {
-        "split": split_path(distribution, split),
+    return {
+        "split": split_path(wildcards.source, "train"),
         "model": model_dir(wildcards.model),
         "activations": [
-            activation_path(wildcards.model, template, distribution, split)
+            activation_path(wildcards.model, template, wildcards.source, "train")
             for template in method.reads.templates
         ],
     }
-    if split == "test" and method.trained:
+
+
+# (method, source as filed) -> the test splits its one evaluation job scores
+SCORED = scored_distributions(CFG.interventions, CFG.shifts)
+
+
+def scored_inputs(wildcards) -> dict:
+    """distribution -> its test split and the cache files the method reads of it."""
+    method = interventions.registry()[wildcards.intervention]
+    key = (wildcards.intervention, wildcards.source)
+    if key not in SCORED:
+        raise ValueError(
+            f"no configured shift scores {wildcards.intervention} fitted on {key[1]}"
+        )
+    return {
+        distribution: {
+            "split": split_path(distribution, "test"),
+            "activations": {
+                template: activation_path(
+                    wildcards.model, template, distribution, "test"
+                )
+                for template in method.reads.templates
+            },
+        }
+        for distribution in SCORED[key]
+    }
+
+
+def evaluation_inputs(wildcards):
+    """An evaluation job's inputs: every test split it scores, the cache files the method reads
+    of them, the model folder, the fitted state (trained methods)."""
+    scored = scored_inputs(wildcards).values()
+    inputs = {
+        "splits": [given["split"] for given in scored],
+        "model": model_dir(wildcards.model),
+        "activations": [
+            path for given in scored for path in given["activations"].values()
+        ],
+    }
+    if interventions.registry()[wildcards.intervention].trained:
         inputs["state"] = state_path(
             wildcards.model, wildcards.intervention, wildcards.source
         )
@@ -163,10 +205,9 @@ INTERVENTION_PARAMS = {
     "settings": lambda wildcards: json.dumps(model_settings_read(wildcards)),
     "examples": f"--max-examples {CFG.max_examples}" if CFG.max_examples else "",
     "seed": CFG.seed,
-    "activations": cache_arguments,
 }
 INTERVENTION_ARGS = (
-    "--model-dir {input.model} --split {input.split} --activations {params.activations} "
+    "--model-dir {input.model} "
     "--hyperparameters '{params.hyperparameters}' --settings '{params.settings}' "
     "--seed {params.seed} {params.examples} --threads {threads} "
     "--batch-size {resources.batch_size} --gpus {resources.gpu}"
@@ -235,11 +276,11 @@ def fit_work(wildcards, input):
 
 
 def evaluation_work(wildcards, input):
-    """Every text of the test split, in the model's batches; None for a cache-only method."""
+    """Every text of the test splits, in the model's batches; None for a cache-only method."""
     method, hyperparameters, length = method_of(wildcards)
     if not method.reads.model:
         return None
-    texts = count_texts(built(input.split), CFG.max_examples)
+    texts = sum(count_texts(built(split), CFG.max_examples) for split in input.splits)
     return footprint.Work(texts, model_how(wildcards)["batch_size"], length)
 
 

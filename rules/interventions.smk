@@ -1,12 +1,11 @@
-# Every intervention through two generic rules: fit on a source's training pairs, evaluate on a
-# test split. What a job reads (cache templates, the model) comes from the method's declaration.
+# Every intervention through two generic rules: fit on a source's training pairs, then one job
+# scoring every test split the configured shifts need of that fit (one model load, one state
+# read). What a job reads (cache templates, the model) comes from the method's declaration.
 
 
 rule fit:
     input:
-        unpack(
-            lambda wildcards: intervention_inputs(wildcards, wildcards.source, "train")
-        ),
+        unpack(fit_inputs),
         code=intervention_code("fit"),
     output:
         state=state_path("{model}", "{intervention}", "{source}"),
@@ -22,24 +21,22 @@ rule fit:
         batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:
         **INTERVENTION_PARAMS,
+        activations=cache_arguments,
     shell:
-        "genies fit {wildcards.intervention} "
+        "genies fit {wildcards.intervention} --split {input.split} "
+        "--activations {params.activations} "
         + INTERVENTION_ARGS
         + " --out {output.state} 2> {log}"
 
 
 rule evaluate:
     input:
-        unpack(
-            lambda wildcards: intervention_inputs(
-                wildcards, wildcards.distribution, "test"
-            )
-        ),
+        unpack(evaluation_inputs),
         code=intervention_code("evaluate"),
     output:
-        evaluation_path("{model}", "{intervention}", "{source}", "{distribution}"),
+        evaluation_path("{model}", "{intervention}", "{source}"),
     log:
-        "logs/evaluate/{model}/{intervention}/{source}/{distribution}.log",
+        "logs/evaluate/{model}/{intervention}/{source}.log",
     conda:
         "../environment.yml"
     threads: 1
@@ -49,11 +46,15 @@ rule evaluate:
         batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:
         **INTERVENTION_PARAMS,
+        # a function of the wildcards: a shift that adds a scored split reruns the job
+        inputs=lambda wildcards: json.dumps(
+            scored_inputs(wildcards), separators=(",", ":")
+        ),
         state=lambda wildcards, input: (
             f"--state {input.state}" if "state" in input.keys() else ""
         ),
     shell:
-        "genies evaluate {wildcards.intervention} "
+        "genies evaluate {wildcards.intervention} --inputs '{params.inputs}' "
         + INTERVENTION_ARGS
         + " {params.state} "
         "--out {output} 2> {log}"

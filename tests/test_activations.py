@@ -149,7 +149,7 @@ def test_packed_rows_equal_each_text_run_alone(request, model, packing_splits, t
     written = extract_split_packed(loaded, packing_splits[k], specs, outs, None)
     split = read_split(packing_splits[k])
     heads_shape = (loaded.model.config.num_attention_heads, loaded.model.config.head_dim)
-    for spec, out, metadata in zip(specs, outs, written, strict=True):
+    for spec, out, (metadata, _) in zip(specs, outs, written, strict=True):
         cached, _ = read_activations(out)
         texts, examples, responses = split_texts(split, spec.template)
         assert cached["example_index"].tolist() == examples.tolist()
@@ -162,7 +162,7 @@ def test_packed_rows_equal_each_text_run_alone(request, model, packing_splits, t
             assert close(cached["residual"][row], residual)
             assert close(cached["heads"][row], heads.reshape(layers, *heads_shape))
     # shared prefixes were computed once: fewer tokens than the texts hold
-    assert written[0]["computed_tokens"] < 0.8 * written[0]["template_tokens"]
+    assert written[0][0]["computed_tokens"] < 0.8 * written[0][0]["template_tokens"]
 
 
 def test_texts_that_share_no_first_token_become_separate_trees():
@@ -230,9 +230,10 @@ def test_an_edited_header_a_reshaped_tensor_or_another_sidecar_is_refused(
     out = tmp_path / "test.safetensors"
     extract_split(tiny, split_path, spec, out, max_examples=3)
     tensors, metadata = read_activations(out)
-    header = {key: json.dumps(value) for key, value in metadata.items()}
+    header = {"genies": json.dumps(metadata)}
 
-    save_file(load_file(out), out, metadata=header | {"template": json.dumps("yes")})
+    edited = {"genies": json.dumps(metadata | {"template": "yes"})}
+    save_file(load_file(out), out, metadata=edited)
     with pytest.raises(GeniesError, match="checksum mismatch"):
         read_activations(out)
     # the same bytes viewed in another shape

@@ -142,6 +142,10 @@ def test_cache_templates_are_what_the_configured_methods_read():
             {"max_examples": 5, "hyperparameters": {"few_shot": {"shots": 5}}},
             r"max_examples: 5 is too few for few_shot .* at least 6",
         ),
+        (  # fewer training pairs than a reward model's step takes
+            {"max_examples": 7, "hyperparameters": {"lora_fine_tuning": {"batch_size": 8}}},
+            r"max_examples: 7 is too few for lora_fine_tuning .* at least 8",
+        ),
     ],
 )
 def test_too_few_examples_for_a_method_are_refused(config, message):

@@ -92,12 +92,25 @@ def test_every_intervention_state_records_what_reproduces_it(built):
         assert info["data_sha256"] and info["weights_sha256"]
 
 
-def test_the_same_config_gives_the_same_bytes(built, tmp_path):
+def artifact_bytes(workdir) -> dict[str, bytes]:
+    """Every file the run wrote under results/, models/ and data/splits/, by path."""
+    return {
+        str(path.relative_to(workdir)): path.read_bytes()
+        for folder in ("results", "models", "data/splits")
+        for path in sorted((workdir / folder).rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_the_same_config_gives_the_same_bytes_for_every_artifact(built, tmp_path):
+    # what DVC hashes: activations, states, evaluations, tables, figures; a run's timings and
+    # devices go to its logs only
     again = copy_workflow(tmp_path)
     result = run_snakemake(again, "genies", *TEST_CONFIG)
     assert result.returncode == 0, result.stderr[-3000:]
-    for output in OUTPUTS:
-        assert (again / output).read_bytes() == (built / output).read_bytes(), output
+    first, second = artifact_bytes(built), artifact_bytes(again)
+    assert set(OUTPUTS) <= set(first) and sorted(first) == sorted(second)
+    assert [path for path in first if first[path] != second[path]] == []
 
 
 def dry_run_outputs(built, override: str = "") -> tuple[set[str], list[str]]:
@@ -191,12 +204,21 @@ def test_adding_a_shift_schedules_only_its_jobs(built):
         if path.startswith("results/interventions/")
     }
     assert fitted_sources and fitted_sources <= new  # methods that learn nothing: not refitted
+    # one evaluation job per fitted state: the new source's, and the new target's reference;
+    # every evaluation of alpaca_short stays (none of its scored splits changed) but the
+    # untrained methods', which now score the new splits too
     evaluated = {
-        (path.split("/")[4], path.split("/")[5].removesuffix(".parquet"))
+        tuple(path.removesuffix(".parquet").split("/")[3:5])
         for path in outputs
         if path.startswith("results/evaluations/")
     }
-    assert evaluated and {target for _, target in evaluated} <= new
+    registry = interventions.registry()
+    expected = {
+        (method, source if registry[method].trained else "base")
+        for method in load_config(REPO / "config/test.yaml").interventions
+        for source in new
+    }
+    assert evaluated == expected
 
 
 def test_a_user_added_family_with_a_known_answer_shows_the_expected_pattern(tmp_path):

@@ -126,9 +126,8 @@ def test_a_state_round_trip_gives_the_same_probabilities(name, tiny_dir, splits,
     out = tmp_path / f"{name}.safetensors"
     hp = hyperparameters(name, steps=4)
     jobs.fit(name, hp, 0, splits["train"], {}, tiny_dir, SETTINGS, out)
-    first = jobs.evaluate(
-        name, hp, 0, out, splits["test"], {}, tiny_dir, SETTINGS, tmp_path / "a.parquet"
-    )
+    scored = {"test": (splits["test"], {})}
+    first = jobs.evaluate(name, hp, 0, out, scored, tiny_dir, SETTINGS, tmp_path / "a.parquet")
     # the head was trained and is restored: probabilities far from a fresh head's 0.5
     assert np.abs(first.probability - 0.5).max() > 0.01
     state, info = jobs.read_state(out)
@@ -148,9 +147,8 @@ def test_a_state_for_another_base_model_is_refused(tiny_dir, splits, tmp_path):
     hp = hyperparameters("lora_fine_tuning", steps=1)
     jobs.fit("lora_fine_tuning", hp, 0, splits["train"], {}, tiny_dir, SETTINGS, out)
     with pytest.raises(GeniesError, match="fitted with weights_sha256"):
-        jobs.evaluate(
-            "lora_fine_tuning", hp, 0, out, splits["test"], {}, other, SETTINGS, tmp_path / "e"
-        )
+        scored = {"test": (splits["test"], {})}
+        jobs.evaluate("lora_fine_tuning", hp, 0, out, scored, other, SETTINGS, tmp_path / "e")
 
 
 KILL_AT_STEP = """

@@ -140,14 +140,15 @@ def cmd_extract(args) -> None:
             for template, stored in request["templates"].items()
         ]
         written = extract_split_templates(loaded, args.split, specs, args.out, args.max_examples)
-        for metadata, out in zip(written, args.out, strict=True):
+        for (metadata, run), out in zip(written, args.out, strict=True):
             print(
                 f"wrote {out}: {metadata['rows']} rows, {metadata['tokens']} tokens in "
-                f"{metadata['seconds']:.1f} s on {metadata['device']}, "
-                f"padding {metadata['padding_fraction']:.1%}, {metadata['truncated_rows']} "
+                f"{run['seconds']:.1f} s on {run['device']}, "
+                f"padding {run['padding_fraction']:.1%}, {metadata['truncated_rows']} "
                 f"texts cut to max_length {metadata['max_length']} (their start lost)",
                 file=sys.stderr,
             )
+            print(f"run record: {json.dumps(run, sort_keys=True)}", file=sys.stderr)
 
 
 def activation_paths(pairs: list[str]) -> dict[str, str]:
@@ -161,6 +162,18 @@ def activation_paths(pairs: list[str]) -> dict[str, str]:
     return paths
 
 
+def scored_inputs(inputs: dict) -> dict[str, tuple[str, dict[str, str]]]:
+    """--inputs as evaluate takes them: distribution -> (test split, cache files by template)."""
+    scored = {}
+    for distribution, given in inputs.items():
+        if not isinstance(given, dict) or not isinstance(given.get("split"), str):
+            raise GeniesError(f"--inputs: {distribution!r} needs a split path")
+        scored[distribution] = (given["split"], dict(given.get("activations", {})))
+    if not scored:
+        raise GeniesError("--inputs: no distribution to score")
+    return scored
+
+
 def intervention_job_args(args) -> dict:
     import torch
 
@@ -169,8 +182,6 @@ def intervention_job_args(args) -> dict:
         "name": args.intervention,
         "hyperparameters": args.hyperparameters,
         "seed": args.seed,
-        "split_path": args.split,
-        "activation_paths": activation_paths(args.activations),
         "model_dir": args.model_dir,
         # what to compute (dtype) from the params, how (batch size, GPUs) from the resources
         "settings": args.settings | {"batch_size": args.batch_size, "gpus": args.gpus},
@@ -182,15 +193,20 @@ def intervention_job_args(args) -> dict:
 def cmd_fit(args) -> None:
     from genies.interventions.jobs import fit
 
-    info = fit(**intervention_job_args(args))
+    split = {"split_path": args.split, "activation_paths": activation_paths(args.activations)}
+    info = fit(**intervention_job_args(args), **split)
     print(f"wrote {args.out}: {args.intervention} fitted on {info['pairs']} pairs", file=sys.stderr)
 
 
 def cmd_evaluate(args) -> None:
     from genies.interventions.jobs import evaluate
 
-    table = evaluate(state_path=args.state, **intervention_job_args(args))
-    print(f"wrote {args.out}: {len(table)} pairs scored", file=sys.stderr)
+    inputs = scored_inputs(args.inputs)
+    table = evaluate(state_path=args.state, inputs=inputs, **intervention_job_args(args))
+    print(
+        f"wrote {args.out}: {len(table)} pairs of {len(inputs)} distributions scored",
+        file=sys.stderr,
+    )
 
 
 def cmd_shift_metrics(args) -> None:
@@ -409,15 +425,23 @@ def parser() -> argparse.ArgumentParser:
 
     for name, func, help in (
         ("fit", cmd_fit, "fit an intervention on one pair per example of a training split"),
-        ("evaluate", cmd_evaluate, "score every pair of a test split with an intervention"),
+        ("evaluate", cmd_evaluate, "score every pair of some test splits with an intervention"),
     ):
         sub = command(name, func, help)
         sub.add_argument("intervention")
         sub.add_argument("--model-dir", required=True)
-        sub.add_argument("--split", required=True, help="a split Parquet file")
-        sub.add_argument(
-            "--activations", nargs="*", default=[], help="TEMPLATE=PATH of each cache file read"
-        )
+        if name == "fit":
+            sub.add_argument("--split", required=True, help="a split Parquet file")
+            sub.add_argument(
+                "--activations", nargs="*", default=[], help="TEMPLATE=PATH of each cache file"
+            )
+        else:
+            sub.add_argument(
+                "--inputs",
+                type=json_object,
+                required=True,
+                help='JSON: {distribution: {"split": PATH, "activations": {TEMPLATE: PATH}}}',
+            )
         sub.add_argument(
             "--hyperparameters", type=json_object, default={}, help="JSON: resolved values"
         )

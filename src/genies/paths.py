@@ -42,10 +42,10 @@ def fit_work_dir(path) -> str:
     return f"{path}.work"
 
 
-def evaluation_path(model: str, intervention: str, source: str, distribution: str) -> str:
-    """P(preferred) of every pair of `distribution`'s test split, by the method fitted on
-    `source` (`UNTRAINED_SOURCE` for a method that learns nothing)."""
-    return f"results/evaluations/{model}/{intervention}/{source}/{distribution}.parquet"
+def evaluation_path(model: str, intervention: str, source: str) -> str:
+    """P(preferred) of every pair of the test splits that the method fitted on `source`
+    (`UNTRAINED_SOURCE` for a method that learns nothing) is scored on, one file for all."""
+    return f"results/evaluations/{model}/{intervention}/{source}.parquet"
 
 
 def shift_metrics_path(model: str) -> str:

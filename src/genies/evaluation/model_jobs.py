@@ -18,7 +18,7 @@ from genies.evaluation.genies_table import (
 from genies.evaluation.model_tables import BASELINE, model_shift_table, write_upstream_tables
 from genies.files.atomic import write_atomic
 from genies.files.tables import write_csv
-from genies.interventions.jobs import read_evaluation
+from genies.interventions.jobs import distribution_rows, read_evaluation
 
 SHIFT_COLUMNS = [
     "model",
@@ -48,11 +48,12 @@ SHIFT_COLUMNS = [
 ]
 
 
-def evaluation_file(model: str, intervention: str, source: str, distribution: str) -> str:
-    """Where `intervention` fitted on `source` is scored on `distribution`'s test split."""
+def scored_source(intervention: str, source: str) -> str:
+    """The source a method's evaluation is filed under: `UNTRAINED_SOURCE` for one that learns
+    nothing (its scores are the same whatever the source)."""
     if not interventions.registry()[intervention].trained:
-        source = paths.UNTRAINED_SOURCE
-    return paths.evaluation_path(model, intervention, source, distribution)
+        return paths.UNTRAINED_SOURCE
+    return source
 
 
 def needed_scores(methods: list[str], shifts: list[Shift]) -> set[tuple[str, str, str]]:
@@ -71,9 +72,20 @@ def needed_scores(methods: list[str], shifts: list[Shift]) -> set[tuple[str, str
     return needed
 
 
+def scored_distributions(methods: list[str], shifts: list[Shift]) -> dict[tuple, list[str]]:
+    """(method, source as filed) -> the distributions its one evaluation job scores."""
+    scored: dict[tuple, set[str]] = {}
+    for method, source, distribution in needed_scores(methods, shifts):
+        scored.setdefault((method, scored_source(method, source)), set()).add(distribution)
+    return {key: sorted(distributions) for key, distributions in sorted(scored.items())}
+
+
 def needed_evaluations(model: str, methods: list[str], shifts: list[Shift]) -> list[str]:
     """Every evaluation file a model's shift table reads (see `needed_scores`)."""
-    return sorted({evaluation_file(model, *score) for score in needed_scores(methods, shifts)})
+    return [
+        paths.evaluation_path(model, method, source)
+        for method, source in scored_distributions(methods, shifts)
+    ]
 
 
 def needed_state_infos(model: str, methods: list[str], shifts: list[Shift]) -> list[str]:
@@ -93,8 +105,12 @@ def shift_metrics_job(model, methods, shift_names, raw_dir, bootstrap: dict) -> 
     shifts = [registry.lookup(name) for name in shift_names]
 
     @cache
+    def evaluation_file(path: str) -> pd.DataFrame:
+        return read_evaluation(path)
+
     def evaluations(method: str, source: str, distribution: str) -> pd.DataFrame:
-        return read_evaluation(evaluation_file(model, method, source, distribution))
+        path = paths.evaluation_path(model, method, scored_source(method, source))
+        return distribution_rows(evaluation_file(path), distribution, path)
 
     classes = {m: interventions.registry()[m] for m in methods}
     comparable = {m: not cls.not_comparable for m, cls in classes.items()}

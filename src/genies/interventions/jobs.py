@@ -4,10 +4,11 @@ method's `reads`.
 
 A state is `<name>.safetensors` (tensors, with the facts in its metadata) and `<name>.json` beside
 it: method, hyper-parameters, seed, model and weights hash, the hashes of the data it was fitted
-on, and what the method recorded. An evaluation is a Parquet file with one row per pair
-(`pair_id`, `example_id`, `probability` = P(preferred)) and the same facts in its metadata.
-Evaluating refuses a state fitted by another method, with other hyper-parameters or on another
-base model.
+on, and what the method recorded. An evaluation is one Parquet file per fitted state (or per
+untrained method) scoring every distribution that state is evaluated on, one row per pair
+(`distribution`, `pair_id`, `example_id`, `probability` = P(preferred)), with the same facts in
+its metadata: one job loads the model and the state once for all of them. Evaluating refuses a
+state fitted by another method, with other hyper-parameters or on another base model.
 """
 
 import json
@@ -33,7 +34,12 @@ from genies.interventions.base import PairData, State
 from genies.paths import fit_work_dir, state_info_path
 
 EVALUATION_SCHEMA = pa.schema(
-    [("pair_id", pa.string()), ("example_id", pa.string()), ("probability", pa.float64())]
+    [
+        ("distribution", pa.string()),
+        ("pair_id", pa.string()),
+        ("example_id", pa.string()),
+        ("probability", pa.float64()),
+    ]
 )
 FACTS_KEY = b"genies"
 
@@ -63,28 +69,33 @@ def load_activations(paths: dict[str, str], split_path, examples: int, manifest:
     return loaded
 
 
-def pair_data(method, split_path, pairs, examples, activation_paths, model_dir, settings, stack):
-    """The PairData of a job: the cache files the method reads, and the model if it reads it."""
-    manifest = model_manifest(model_dir)
+def load_model_read(method, model_dir, settings: dict, stack) -> tuple:
+    """(model, device) for a method that runs the model, loaded once; (None, "cpu") otherwise."""
+    if not method.reads.model:
+        return None, "cpu"
+    if "dtype" not in settings:
+        raise GeniesError(f"{method.name} runs the model: its settings need a dtype")
+    from genies.models.devices import claim_devices, compute_dtype
+    from genies.models.loading import load_model
+
+    devices = stack.enter_context(claim_devices(settings.get("gpus", 1)))
+    # inputs go to the first device; a spread model returns states on the last
+    dtype = compute_dtype(settings["dtype"], devices[0])
+    return load_model(model_dir, devices, dtype), devices[0]
+
+
+def pair_data(method, split_path, pairs, examples, activation_paths, manifest, settings, model):
+    """The PairData of one split: the cache files the method reads, and the loaded model."""
     missing = sorted(set(method.reads.templates) - set(activation_paths))
     if missing:
         raise GeniesError(f"{method.name} reads templates {missing}: no activation file given")
-    data = PairData(
+    return PairData(
         pairs=pairs,
         activations=load_activations(activation_paths, split_path, len(examples), manifest),
         settings=settings,
+        model=model[0],
+        device=model[1],
     )
-    if method.reads.model:
-        if "dtype" not in settings:
-            raise GeniesError(f"{method.name} runs the model: its settings need a dtype")
-        from genies.models.devices import claim_devices, compute_dtype
-        from genies.models.loading import load_model
-
-        devices = stack.enter_context(claim_devices(settings.get("gpus", 1)))
-        data.device = devices[0]  # where inputs go; a spread model returns states on the last
-        dtype = compute_dtype(settings["dtype"], data.device)
-        data.model = load_model(model_dir, devices, dtype)
-    return data, manifest
 
 
 def data_hashes(data: PairData, activation_paths: dict, files: list) -> dict[str, str]:
@@ -122,16 +133,12 @@ def fit(
     """Fit `name` on one training pair per example of `split_path`; write the state to `out`."""
     method = interventions.get(name)
     examples = read_examples(split_path, max_examples)
+    manifest = model_manifest(model_dir)
     with ExitStack() as stack:
-        data, manifest = pair_data(
-            method,
-            split_path,
-            training_pairs(examples, seed),
-            examples,
-            activation_paths,
-            model_dir,
-            settings,
-            stack,
+        model = load_model_read(method, model_dir, settings, stack)
+        pairs = training_pairs(examples, seed)
+        data = pair_data(
+            method, split_path, pairs, examples, activation_paths, manifest, settings, model
         )
         data.shots = examples
         data.work_dir = Path(fit_work_dir(out))
@@ -189,39 +196,53 @@ def evaluate(
     hyperparameters: dict,
     seed: int,
     state_path,
-    split_path,
-    activation_paths: dict[str, str],
+    inputs: dict[str, tuple[str, dict[str, str]]],
     model_dir,
     settings: dict,
     out,
     max_examples: int | None = None,
 ) -> pd.DataFrame:
-    """P(preferred) of every pair of `split_path` by `name` (fitted at `state_path`, or fitted on
-    nothing for an untrained method); written to `out` as Parquet."""
+    """P(preferred) of every pair of each distribution's test split by `name` (fitted at
+    `state_path`, or fitted on nothing for an untrained method); `inputs` maps a distribution to
+    (its test split, its cache files by template). Written to `out` as one Parquet file."""
     method = interventions.get(name)
-    examples = read_examples(split_path, max_examples)
-    pairs = evaluation_pairs(examples)
+    manifest = model_manifest(model_dir)
+    tables, hashes = [], {}
     with ExitStack() as stack:
-        data, manifest = pair_data(
-            method, split_path, pairs, examples, activation_paths, model_dir, settings, stack
-        )
+        model = load_model_read(method, model_dir, settings, stack)
         if method.trained:
             state, info = read_state(state_path)
             check_state(state_path, info, name, hyperparameters, seed, manifest)
-        else:
-            state = method.fit(replace(data, pairs=pairs.iloc[:0]), hyperparameters, seed)
-        probability = np.asarray(method.score(data, hyperparameters, state), dtype=float)
-    if probability.shape != (len(pairs),) or not np.all((probability >= 0) & (probability <= 1)):
-        raise GeniesError(
-            f"{name}: score returned {probability.shape} values, some outside [0, 1]; expected "
-            f"{len(pairs)} probabilities"
-        )
-    table = pd.DataFrame(
-        {"pair_id": pairs.pair_id, "example_id": pairs.example_id, "probability": probability}
-    )
-    state_file = [state_path] if method.trained else []
-    hashes = data_hashes(data, activation_paths, [split_path, *state_file])
-    written = facts(method, hyperparameters, seed, manifest, hashes) | {"pairs": len(pairs)}
+            hashes[str(state_path)] = sha256_file(state_path)
+        for distribution, (split_path, activation_paths) in sorted(inputs.items()):
+            examples = read_examples(split_path, max_examples)
+            pairs = evaluation_pairs(examples)
+            data = pair_data(
+                method, split_path, pairs, examples, activation_paths, manifest, settings, model
+            )
+            if not method.trained:
+                state = method.fit(replace(data, pairs=pairs.iloc[:0]), hyperparameters, seed)
+            probability = np.asarray(method.score(data, hyperparameters, state), dtype=float)
+            if probability.shape != (len(pairs),) or not np.all(
+                (probability >= 0) & (probability <= 1)
+            ):
+                raise GeniesError(
+                    f"{name} on {distribution}: score returned {probability.shape} values, some "
+                    f"outside [0, 1]; expected {len(pairs)} probabilities"
+                )
+            tables.append(
+                pd.DataFrame(
+                    {
+                        "distribution": distribution,
+                        "pair_id": pairs.pair_id,
+                        "example_id": pairs.example_id,
+                        "probability": probability,
+                    }
+                )
+            )
+            hashes |= data_hashes(data, activation_paths, [split_path])
+    table = pd.concat(tables, ignore_index=True)
+    written = facts(method, hyperparameters, seed, manifest, hashes) | {"pairs": len(table)}
     schema = EVALUATION_SCHEMA.with_metadata({FACTS_KEY: json.dumps(written, sort_keys=True)})
     write_parquet(pa.Table.from_pandas(table, schema=schema, preserve_index=False), out)
     return table
@@ -229,3 +250,11 @@ def evaluate(
 
 def read_evaluation(path: str | os.PathLike) -> pd.DataFrame:
     return read_parquet(path, EVALUATION_SCHEMA, "evaluation file")
+
+
+def distribution_rows(table: pd.DataFrame, distribution: str, path) -> pd.DataFrame:
+    """The rows of `distribution` in the evaluation file at `path`, which must hold some."""
+    rows = table[table.distribution == distribution].reset_index(drop=True)
+    if rows.empty:
+        raise GeniesError(f"{path}: no evaluation of {distribution}; rebuild it")
+    return rows

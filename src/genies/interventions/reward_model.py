@@ -60,7 +60,7 @@ TRAINING_HYPERPARAMETERS = {
         "type": "integer",
         "minimum": 1,
         "default": 4,
-        "description": "Pairs per step (fewer when the source has fewer examples).",
+        "description": "Pairs per step (max_examples below it is refused at config check).",
     },
     "max_grad_norm": {
         "type": "number",
@@ -290,6 +290,10 @@ class RewardModelMethod(Intervention):
     def recorded(self, model: RewardModel) -> dict:
         """Facts about the trained model for the state's JSON."""
         return {}
+
+    @classmethod
+    def min_examples(cls, hyperparameters: dict) -> int:
+        return hyperparameters["batch_size"]  # a step's pairs, each from its own example
 
     @classmethod
     def fit_texts(cls, hyperparameters: dict) -> tuple[int, int]:

@@ -38,6 +38,7 @@ from genies.errors import GeniesError
 from genies.files.atomic import write_atomic, write_text_atomic
 from genies.models.templates import render
 
+METADATA_KEY = "genies"
 STORAGE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
@@ -291,7 +292,9 @@ def write_activations(path, tensors: dict[str, torch.Tensor], metadata: dict) ->
     """Write the cache file and its JSON sidecar; returns the metadata as stored."""
     tensors = {name: tensor.contiguous() for name, tensor in tensors.items()}
     stored = {**metadata, "checksum": tensor_checksum(tensors, metadata)}
-    as_text = {key: json.dumps(value) for key, value in stored.items()}
+    # one key: safetensors writes its metadata map in no fixed order, so several keys would give
+    # other bytes each run
+    as_text = {METADATA_KEY: json.dumps(stored, sort_keys=True)}
     write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=as_text))
     write_text_atomic(sidecar_path(path), json.dumps(stored, indent=2) + "\n")
     return stored
@@ -308,9 +311,9 @@ def read_activations(path) -> tuple[dict[str, torch.Tensor], dict]:
         raise GeniesError(f"{path}: activation file not found; build it with snakemake {path}")
     try:
         with safe_open(path, framework="pt") as handle:
-            metadata = {key: json.loads(value) for key, value in handle.metadata().items()}
+            metadata = json.loads(handle.metadata()[METADATA_KEY])
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError, AttributeError) as exc:
+    except (SafetensorError, OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
         raise GeniesError(
             f"{path}: corrupt or truncated activation file ({exc}); delete it"
         ) from exc
@@ -331,26 +334,36 @@ def read_activations(path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, metadata
 
 
+# How an extraction ran, not what it computed: these go to the job's log (`run_record`), never
+# into the file's header or sidecar, which the states and evaluations reading it hash.
+RUN_KEYS = ("batch_size", "seconds", "tokenize_seconds", "padding_fraction", "device")
+
+
 def spec_metadata(spec: ExtractionSpec) -> dict:
     return {**asdict(spec), "position": "last_token"}
 
 
 def cache_metadata(loaded, split_path, split, spec, max_examples, rows, stats) -> dict:
+    """(identity, run record) of one cache file: what it holds and how it was computed."""
     manifest = loaded.manifest
-    return {
+    described = {
         "model": manifest["name"],
         "weights_sha256": manifest["weights_sha256"],
         "tokenizer": manifest.get("tokenizer", {}),
         "compute_dtype": str(loaded.model.dtype).removeprefix("torch."),
+        # the kind of device, which changes the numbers; which GPU of a node does not
+        "device_type": loaded.model.device.type,
         **spec_metadata(spec),
         "split": str(split_path),
         "split_sha256": sha256_file(split_path),
         "max_examples": max_examples,
         "examples": len(split),
         "rows": rows,
-        "device": str(loaded.model.device),
         **stats,
+        "device": str(loaded.model.device),
     }
+    run = {key: described.pop(key) for key in RUN_KEYS if key in described}
+    return described, run
 
 
 def origin(examples: np.ndarray, responses: np.ndarray) -> dict[str, torch.Tensor]:
@@ -360,16 +373,16 @@ def origin(examples: np.ndarray, responses: np.ndarray) -> dict[str, torch.Tenso
     }
 
 
-def extract_split(loaded, split_path, spec: ExtractionSpec, out_path, max_examples=None) -> dict:
+def extract_split(loaded, split_path, spec: ExtractionSpec, out_path, max_examples=None):
     """Extract one split's activations under `spec` into `out_path`, text by text (batched and
-    padded); returns the metadata."""
+    padded); returns (the metadata as stored, the run record)."""
     split = read_examples(split_path, max_examples)
     texts, examples, responses = split_texts(split, spec.template)
     tensors, stats = extract(loaded.model, loaded.tokenizer, texts, spec)
-    metadata = cache_metadata(
+    metadata, run = cache_metadata(
         loaded, split_path, split, spec, max_examples, len(texts), stats | {"packed": False}
     )
-    return write_activations(out_path, tensors | origin(examples, responses), metadata)
+    return write_activations(out_path, tensors | origin(examples, responses), metadata), run
 
 
 def layer_positions(chosen: tuple[int, ...], union: list[int]) -> list[int]:
@@ -378,7 +391,8 @@ def layer_positions(chosen: tuple[int, ...], union: list[int]) -> list[int]:
 
 def extract_split_packed(loaded, split_path, specs: list[ExtractionSpec], out_paths, max_examples):
     """Every template's cache file of one split, each example's texts packed into one prefix
-    tree (genies.models.packing): each distinct token computed once. Returns the metadata."""
+    tree (genies.models.packing): each distinct token computed once. Returns (metadata, run
+    record) per file."""
     from genies.models.packing import extract_packed
 
     split = read_examples(split_path, max_examples)
@@ -424,16 +438,18 @@ def extract_split_packed(loaded, split_path, specs: list[ExtractionSpec], out_pa
             "truncated_rows": truncated,
             "tokenize_seconds": tokenize_seconds,
         }
-        metadata = cache_metadata(
+        metadata, run = cache_metadata(
             loaded, split_path, split, spec, max_examples, len(ids), template_stats
         )
-        written.append(write_activations(out_path, tensors | origin(examples, responses), metadata))
+        stored = write_activations(out_path, tensors | origin(examples, responses), metadata)
+        written.append((stored, run))
     return written
 
 
-def extract_split_templates(loaded, split_path, specs, out_paths, max_examples=None) -> list[dict]:
+def extract_split_templates(loaded, split_path, specs, out_paths, max_examples=None) -> list:
     """Every template's cache file of one split: packed (each distinct token once) where the
-    model's attention takes a tree mask, else text by text (said on stderr)."""
+    model's attention takes a tree mask, else text by text (said on stderr). Returns (metadata as
+    stored, run record) per file."""
     from genies.models.packing import mask_kind
 
     try:
