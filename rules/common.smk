@@ -184,6 +184,12 @@ def cache_arguments(wildcards, input):
     )
 
 
+def examples_argument(split):
+    """--max-examples for a job reading `split` splits (nothing: every example)."""
+    count = CFG.max_examples[split]
+    return f"--max-examples {count}" if count else ""
+
+
 def model_how(wildcards):
     """The model's how-settings (batch size, GPUs): passed as resources, never rerunning a job."""
     return how(CFG.models[wildcards.model])
@@ -203,7 +209,6 @@ INTERVENTION_PARAMS = {
         CFG.hyperparameters[wildcards.model][wildcards.intervention]
     ),
     "settings": lambda wildcards: json.dumps(model_settings_read(wildcards)),
-    "examples": f"--max-examples {CFG.max_examples}" if CFG.max_examples else "",
     "seed": CFG.seed,
 }
 INTERVENTION_ARGS = (
@@ -251,7 +256,8 @@ def model_manifest(folder):
 def extraction_work(wildcards, input):
     """The texts of the split, once per template."""
     return footprint.Work(
-        texts=count_texts(built(input.split), CFG.max_examples) * len(TEMPLATES),
+        texts=count_texts(built(input.split), CFG.max_examples[wildcards.split])
+        * len(TEMPLATES),
         batch=model_how(wildcards)["batch_size"],
         max_length=CFG.models[wildcards.model]["max_length"],
     )
@@ -280,7 +286,8 @@ def evaluation_work(wildcards, input):
     method, hyperparameters, length = method_of(wildcards)
     if not method.reads.model:
         return None
-    texts = sum(count_texts(built(split), CFG.max_examples) for split in input.splits)
+    count = CFG.max_examples["test"]
+    texts = sum(count_texts(built(split), count) for split in input.splits)
     return footprint.Work(texts, model_how(wildcards)["batch_size"], length)
 
 

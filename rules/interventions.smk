@@ -21,6 +21,7 @@ rule fit:
         batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:
         **INTERVENTION_PARAMS,
+        examples=examples_argument("train"),
         activations=cache_arguments,
     shell:
         "genies fit {wildcards.intervention} --split {input.split} "
@@ -46,6 +47,7 @@ rule evaluate:
         batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:
         **INTERVENTION_PARAMS,
+        examples=examples_argument("test"),
         # a function of the wildcards: a shift that adds a scored split reruns the job
         inputs=lambda wildcards: json.dumps(
             scored_inputs(wildcards), separators=(",", ":")

@@ -49,9 +49,7 @@ rule extract_activations:
         batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:
         spec=extraction_request,
-        max_examples=lambda wildcards: (
-            f"--max-examples {CFG.max_examples}" if CFG.max_examples else ""
-        ),
+        max_examples=lambda wildcards: examples_argument(wildcards.split),
     shell:
         "genies extract --model-dir {input.model} --split {input.split} --spec '{params.spec}' "
         "--out {output.tensors} {params.max_examples} --threads {threads} "

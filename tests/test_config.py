@@ -19,7 +19,8 @@ def test_shipped_configs_are_valid():
     assert list(default.models) == ["smollm2-135m"]
     paper = load_config(REPO / "config" / "paper.yaml", SCHEMA)
     assert list(paper.models) == ["openllama-3b", "llama-7b", "llama-13b", "llama-30b"]
-    assert paper.models["llama-30b"]["loader"] == "pretrained" and paper.max_examples is None
+    assert paper.models["llama-30b"]["loader"] == "pretrained"
+    assert paper.max_examples == {"train": None, "test": None}
     test = load_config(REPO / "config" / "test.yaml", SCHEMA)
     assert list(test.models) == ["tiny-llama"]
     assert [s.name for s in test.shifts] == ["alpaca_short->alpaca_long"]
@@ -145,6 +146,13 @@ def test_cache_templates_are_what_the_configured_methods_read():
         (  # fewer training pairs than a reward model's step takes
             {"max_examples": 7, "hyperparameters": {"lora_fine_tuning": {"batch_size": 8}}},
             r"max_examples: 7 is too few for lora_fine_tuning .* at least 8",
+        ),
+        (
+            {
+                "max_examples": {"train": 7, "test": 20},
+                "hyperparameters": {"lora_fine_tuning": {"batch_size": 8}},
+            },
+            r"max_examples\.train: 7 is too few for lora_fine_tuning .* at least 8",
         ),
     ],
 )

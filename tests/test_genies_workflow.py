@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -37,6 +38,9 @@ TABLE_COLUMNS = [
     "calibration_error",
     "examples_per_split",
     "target_pairs",
+    "differential_elicitation_half_width",
+    "generalization_accuracy_half_width",
+    "shift_accuracy_half_width",
 ]
 OUTPUTS = [
     "results/genies_table.csv",
@@ -62,6 +66,10 @@ def test_the_table_has_a_row_per_intervention_and_the_promised_columns(built):
     assert list(table.intervention) == configured and set(table.model) == {"tiny-llama"}
     assert set(TABLE_COLUMNS) <= set(table.columns)
     assert (table.shifts == 1).all() and (table.examples_per_split == 12).all()
+    shifts = pd.read_csv(built / "results/genies_shifts.csv").set_index("intervention")
+    for method, row in table.set_index("intervention").iterrows():  # one shift: its interval
+        half = (shifts.loc[method, "accuracy_high"] - shifts.loc[method, "accuracy_low"]) / 2
+        assert row.shift_accuracy_half_width == pytest.approx(half), method
     zero_shot = table.set_index("intervention").loc["zero_shot"]
     assert zero_shot.differential_elicitation == 0  # its own baseline, by definition
     document = json.loads((built / "results/genies_table.json").read_text())
@@ -144,6 +152,30 @@ def scheduled(built, override: str = "") -> tuple[set[str], set[str]]:
 
 
 AGGREGATION = {"shift_metrics", "genies_table", "genies_figures", "genies"}
+
+
+def test_training_and_test_splits_take_their_own_example_counts(built, tmp_path):
+    # every job reading a training split gets max_examples.train, every one reading a test
+    # split max_examples.test (the fits and extractions of training splits, the evaluations
+    # and extractions of test splits)
+    workdir = copy_of(built, tmp_path)
+    (workdir / "config/counts.yaml").write_text("max_examples: {train: 11, test: 5}\n")
+    result = run_snakemake(
+        workdir, "genies", *TEST_CONFIG, "config/counts.yaml", "-n", "-p", "--forceall"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    commands = [line.split("command: ", 1)[-1].strip() for line in lines if "genies " in line]
+    counts = {}
+    for command in commands:
+        if command.startswith(("genies fit", "genies extract")):
+            split = "train" if "/train.parquet" in command else "test"
+        elif command.startswith("genies evaluate"):
+            split = "test"
+        else:
+            continue
+        counts.setdefault(split, set()).add(re.search(r"--max-examples (\d+)", command)[1])
+    assert counts == {"train": {"11"}, "test": {"5"}}
 
 
 def test_changing_one_hyperparameter_reruns_only_that_method(built):
@@ -368,9 +400,13 @@ def test_each_job_asks_for_the_memory_and_time_of_its_model_and_texts(built, tmp
     registry = interventions.registry()
 
     def texts(paths: list[str]) -> int:
-        split = next(path for path in paths if path.endswith(".parquet"))
-        examples = pd.read_parquet(built / split).head(config.max_examples)
-        return int(examples["responses"].map(len).sum())
+        """The texts of every split among `paths` (an evaluation job reads several)."""
+        total = 0
+        for path in paths:
+            if path.endswith(".parquet"):
+                count = config.max_examples[Path(path).stem]
+                total += int(pd.read_parquet(built / path).head(count)["responses"].map(len).sum())
+        return total
 
     kinds = set()
     for job in jobs:

@@ -28,7 +28,7 @@ class PipelineConfig:
     interventions: list[str]
     # model -> intervention -> resolved hyper-parameters (defaults, config, model overrides)
     hyperparameters: dict[str, dict[str, dict]]
-    max_examples: int | None
+    max_examples: dict[str, int | None]  # per split (train, test); None: every example
     activations: dict
     bootstrap: dict
     seed: int
@@ -167,20 +167,30 @@ def resolve_hyperparameters(config: dict, models: dict[str, dict]) -> dict[str, 
     }
 
 
-def check_example_counts(max_examples: int | None, hyperparameters: dict) -> None:
+def examples_per_split(max_examples) -> dict[str, int | None]:
+    """The config's `max_examples` (a count, null, or {train, test}) as a count per split."""
+    if isinstance(max_examples, dict):
+        return {split: max_examples[split] for split in ("train", "test")}
+    return {"train": max_examples, "test": max_examples}
+
+
+def check_example_counts(max_examples, hyperparameters: dict) -> None:
     """`max_examples` must leave every configured method enough examples to fit on."""
     from genies import interventions
 
-    if max_examples is None:
-        return
-    for model, methods in hyperparameters.items():
-        for name, values in methods.items():
-            fewest = interventions.registry()[name].min_examples(values)
-            if max_examples < fewest:
-                raise GeniesError(
-                    f"config: max_examples: {max_examples} is too few for {name} on {model} "
-                    f"(it needs at least {fewest} examples per split with {values})"
-                )
+    counts = examples_per_split(max_examples)
+    for split, count in counts.items():
+        if count is None:
+            continue
+        key = f"max_examples.{split}" if isinstance(max_examples, dict) else "max_examples"
+        for model, methods in hyperparameters.items():
+            for name, values in methods.items():
+                fewest = interventions.registry()[name].min_examples(values)
+                if count < fewest:
+                    raise GeniesError(
+                        f"config: {key}: {count} is too few for {name} on {model} "
+                        f"(it needs at least {fewest} examples per split with {values})"
+                    )
 
 
 def check_templates_cover(stored: dict, needed: dict) -> None:
@@ -244,7 +254,7 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) 
         models=models,
         interventions=list(config["interventions"]),
         hyperparameters=hyperparameters,
-        max_examples=config["max_examples"],
+        max_examples=examples_per_split(config["max_examples"]),
         activations=activations,
         bootstrap=dict(config["bootstrap"]),
         seed=config["seed"],

@@ -176,7 +176,9 @@ def stage_entry(stage: Stage, root: Path, commands, methods: list[str], keys: di
         "cmd": cmd,
         "deps": stage_deps(stage, root, commands, methods),
         "params": [{CONFIG: config_params(stage, keys)}],
-        "outs": persisted([*stage.outs, *([stage.report] if stage.report else [])]),
+        # the HTML report is a record of how the run went (its jobs' times and dates): written,
+        # never tracked, so that the same config gives the same dvc.lock
+        "outs": persisted(stage.outs),
     }
     if stage.metrics:
         entry["metrics"] = persisted(stage.metrics)
@@ -197,7 +199,7 @@ def dvc_yaml(root: Path) -> str:
 
 
 def artifacts(stage: Stage) -> list[str]:
-    return [*stage.outs, *stage.metrics, *stage.plots, *([stage.report] if stage.report else [])]
+    return [*stage.outs, *stage.metrics, *stage.plots]
 
 
 def dvc(*args: str) -> str:

@@ -50,6 +50,14 @@ def table_shifts(tidy: pd.DataFrame) -> pd.DataFrame:
     return genies if len(genies) else tidy
 
 
+def examples_label(max_examples):
+    """The config's `max_examples` as the table says it: a count, "all", or "train N, test M"."""
+    if isinstance(max_examples, dict):
+        train, test = (examples_label(max_examples[split]) for split in ("train", "test"))
+        return train if train == test else f"train {train}, test {test}"
+    return "all" if max_examples is None else max_examples
+
+
 def genies_table(
     tidy: pd.DataFrame, examples_per_split, seed: int, resamples: int, level: float
 ) -> pd.DataFrame:
@@ -66,7 +74,15 @@ def genies_table(
     for name, column in CALIBRATION_METRICS.items():
         table[name] = means[column]
     table["calibration_shifts"] = means["calibration_shifts"]
-    table["examples_per_split"] = "all" if examples_per_split is None else examples_per_split
+    # the table's power: half the width of each interval over shifts, and the mean half-width of
+    # the per-shift accuracy interval over the target's examples
+    for metric in INTERVAL_METRICS:
+        table[f"{metric}_half_width"] = (table[f"{metric}_high"] - table[f"{metric}_low"]) / 2
+    within = (rows.accuracy_high - rows.accuracy_low) / 2
+    table["shift_accuracy_half_width"] = (
+        within.groupby([rows.model, rows.intervention], sort=False).mean().to_numpy()
+    )
+    table["examples_per_split"] = examples_label(examples_per_split)
     # what stood behind the numbers: examples scored per target and source, pairs in all
     table["target_examples"] = grouped.target_examples.mean().to_numpy()
     table["source_examples"] = grouped.source_examples.mean().to_numpy()
@@ -100,12 +116,17 @@ def table_markdown(table: pd.DataFrame, level: float, notes: list[str]) -> str:
     ]
     for metric in INTERVAL_METRICS:
         shown[metric] = [interval_text(row, metric) for _, row in table.iterrows()]
+    shown["DE ±"] = table.differential_elicitation_half_width
+    shown["shift accuracy ±"] = table.shift_accuracy_half_width
     for name in ("source_id_accuracy", "calibration_error", "target_examples", "target_pairs"):
         shown[name] = table[name]
     return (
         f"Means over the shifts with {level:.0%} bootstrap intervals over shifts. "
         "Differential elicitation DE = (accuracy - zero-shot accuracy) / target-tuned "
-        "capability; `calibration_error` is the RMS calibration error (both orientations of "
+        "capability; `DE ±` is half the width of its interval (differences between rows "
+        "smaller than about it are not resolved), `shift accuracy ±` the mean half-width of a "
+        "shift's accuracy interval over its target examples; "
+        "`calibration_error` is the RMS calibration error (both orientations of "
         "every pair, 10 bins weighted by size, over the shifts with continuous probabilities); "
         "`target_examples` is the mean number of target test examples scored per shift and "
         "`target_pairs` the evaluation pairs behind a row.\n\n"
