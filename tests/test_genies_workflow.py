@@ -535,7 +535,12 @@ def test_the_slurm_profile_gives_the_local_bytes_and_each_job_its_gpus(built, tm
     assert done and submitted == int(done[-1][1]) - local > 20, (submitted, done, local)
     registry = interventions.registry()
     granted = granted_gpus(workdir)
-    assert sum(map(bool, granted.values())) > 20  # model jobs of every kind ran
+    # model jobs of every kind ran and claimed: every extraction, every model-reading method
+    configured = load_config(REPO / "config/test.yaml").interventions
+    reading_model = {name for name in configured if registry[name].reads.model}
+    claimed = [log.split("/") for log, lists in granted.items() if lists]
+    assert "activations" in {job[0] for job in claimed}, claimed
+    assert {job[2] for job in claimed if job[0] == "evaluate"} == reading_model, claimed
     for log, lists in granted.items():
         job = log.split("/")
         if job[0] == "activations":
