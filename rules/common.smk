@@ -185,7 +185,8 @@ def cache_arguments(wildcards, input):
 
 
 def examples_argument(split):
-    """--max-examples for a job reading `split` splits (nothing: every example)."""
+    """--max-examples for a job reading `split` splits (nothing: every example); the sample is
+    drawn with the config's seed (fits and evaluations take it as --seed)."""
     count = CFG.max_examples[split]
     return f"--max-examples {count}" if count else ""
 
@@ -256,7 +257,7 @@ def model_manifest(folder):
 def extraction_work(wildcards, input):
     """The texts of the split, once per template."""
     return footprint.Work(
-        texts=count_texts(built(input.split), CFG.max_examples[wildcards.split])
+        texts=count_texts(built(input.split), CFG.max_examples[wildcards.split], CFG.seed)
         * len(TEMPLATES),
         batch=model_how(wildcards)["batch_size"],
         max_length=CFG.models[wildcards.model]["max_length"],
@@ -287,7 +288,7 @@ def evaluation_work(wildcards, input):
     if not method.reads.model:
         return None
     count = CFG.max_examples["test"]
-    texts = sum(count_texts(built(split), count) for split in input.splits)
+    texts = sum(count_texts(built(split), count, CFG.seed) for split in input.splits)
     return footprint.Work(texts, model_how(wildcards)["batch_size"], length)
 
 

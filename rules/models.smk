@@ -50,9 +50,10 @@ rule extract_activations:
     params:
         spec=extraction_request,
         max_examples=lambda wildcards: examples_argument(wildcards.split),
+        seed=CFG.seed,
     shell:
         "genies extract --model-dir {input.model} --split {input.split} --spec '{params.spec}' "
-        "--out {output.tensors} {params.max_examples} --threads {threads} "
+        "--out {output.tensors} {params.max_examples} --seed {params.seed} --threads {threads} "
         "--batch-size {resources.batch_size} --gpus {resources.gpu} 2> {log}"
 
 

@@ -65,7 +65,7 @@ def test_an_extraction_uses_less_than_it_asks(smollm2, split, tmp_path):
         "--out", str(tmp_path / "raw.safetensors"), "--max-examples", str(EXAMPLES),
         "--threads", "1", "--batch-size", str(BATCH), "--gpus", "0",
     )  # fmt: skip
-    texts = int(read_examples(split, EXAMPLES)["responses"].map(len).sum())
+    texts = int(read_examples(split, EXAMPLES, 0)["responses"].map(len).sum())
     work = Work(texts=texts, batch=BATCH, max_length=MAX_LENGTH)
     print(f"extraction of {texts} texts: {peak} MB, {seconds:.1f} s")
     assert peak <= memory_mb(manifest, work, "float32", gpus=0)

@@ -114,3 +114,32 @@ def test_the_notes_count_texts_cut_at_max_length_per_model_and_template(tmp_path
     assert len(notes) == 1
     expected = "m, template lat_stim: 4 of 40 texts (10.0%) longer than max_length 64"
     assert notes[0].startswith(expected)
+
+
+def test_shifts_sharing_a_source_move_together_in_the_intervals():
+    # two sources of 8 shifts each: every shift of A scores 1, of B 0. Resampling the 2 sources
+    # gives means 0, 0.5, 1 with chances 1/4, 1/2, 1/4: the 95% interval is [0, 1]. Resampling the
+    # 16 shifts as if independent would give about 0.5 ± 0.25.
+    sources = ["a"] * 8 + ["b"] * 8
+    tidy = pd.DataFrame(
+        {
+            "model": "m",
+            "intervention": "mms",
+            "source": sources,
+            "target": [f"t{i}" for i in range(16)],
+            "genies_position": range(1, 17),
+            "comparable": True,
+            "discretised": False,
+        }
+    )
+    for column in ("generalization_accuracy", "source_ID_accuracy", "differential_elicitation"):
+        tidy[column] = [1.0] * 8 + [0.0] * 8
+    for column in ("elicitation", "baseline_accuracy", "target_tuned_capability", "brier_score"):
+        tidy[column] = 0.5
+    for column in ("rms_calibration_error", "RMS_calibration_error", "accuracy_low"):
+        tidy[column] = 0.1
+    tidy["accuracy_high"] = 0.9
+    tidy["n_pairs"] = tidy["target_examples"] = tidy["source_examples"] = 10
+    row = genies_table(tidy, 12, 0, 2000, 0.95).iloc[0]
+    for name in ("generalization_accuracy", "source_id_accuracy", "differential_elicitation"):
+        assert (row[name], row[f"{name}_low"], row[f"{name}_high"]) == (0.5, 0.0, 1.0), name

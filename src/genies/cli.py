@@ -139,7 +139,9 @@ def cmd_extract(args) -> None:
             )
             for template, stored in request["templates"].items()
         ]
-        written = extract_split_templates(loaded, args.split, specs, args.out, args.max_examples)
+        written = extract_split_templates(
+            loaded, args.split, specs, args.out, args.max_examples, args.seed
+        )
         for (metadata, run), out in zip(written, args.out, strict=True):
             print(
                 f"wrote {out}: {metadata['rows']} rows, {metadata['tokens']} tokens in "
@@ -420,6 +422,7 @@ def parser() -> argparse.ArgumentParser:
         "--out", required=True, nargs="+", help="one .safetensors file per template, in order"
     )
     sub.add_argument("--max-examples", type=positive_int, default=None)
+    sub.add_argument("--seed", type=int, default=0, help="draws the --max-examples sample")
     sub.add_argument("--threads", type=positive_int, default=1)
     how_arguments(sub)
 

@@ -103,7 +103,7 @@ STAGES = (
         "configured shifts read",
         "activations",
         ("materialise_model", "extract_activations"),
-        ("raw_dir", "shifts", "models", "model_settings", "activations", "max_examples"),
+        ("raw_dir", "shifts", "models", "model_settings", "activations", "max_examples", "seed"),
         after=("splits",),
         outs=("models", "results/activations"),
     ),

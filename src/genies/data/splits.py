@@ -1,6 +1,7 @@
 """Parquet splits: `data/splits/<distribution>/<split>.parquet`, one row per example."""
 
 import os
+from hashlib import sha256
 from pathlib import Path
 
 import pandas as pd
@@ -49,12 +50,25 @@ def read_split(path: str | os.PathLike) -> pd.DataFrame:
     return read_parquet(path, SPLIT_SCHEMA, "split file")
 
 
-def read_examples(path: str | os.PathLike, max_examples: int | None) -> pd.DataFrame:
-    """The first `max_examples` examples of a split (all if None): what model runs use."""
-    split = read_split(path)
-    return split if max_examples is None else split.head(max_examples)
+def sample_examples(split: pd.DataFrame, count: int | None, seed: int) -> pd.DataFrame:
+    """`count` examples of `split` drawn with `seed`, in the split's order (all if None).
+
+    Upstream files are ordered (by topic, source, difficulty), so the first rows are not a sample.
+    An example is drawn by the rank of sha256("<seed>/<example_id>"): the same seed draws the same
+    examples whatever the row order or library versions, and a larger count keeps a smaller one's.
+    """
+    if count is None or count >= len(split):
+        return split
+    keys = split.example_id.map(lambda example: sha256(f"{seed}/{example}".encode()).hexdigest())
+    return split[keys.rank(method="first") <= count].reset_index(drop=True)
 
 
-def count_texts(path: str | os.PathLike, max_examples: int | None) -> int:
+def read_examples(path: str | os.PathLike, max_examples: int | None, seed: int) -> pd.DataFrame:
+    """The examples of a split that model runs use: a seeded sample of `max_examples` (all if
+    None)."""
+    return sample_examples(read_split(path), max_examples, seed)
+
+
+def count_texts(path: str | os.PathLike, max_examples: int | None, seed: int) -> int:
     """Prompt-response texts of the examples model runs read (every response of each)."""
-    return int(read_examples(path, max_examples)["responses"].map(len).sum())
+    return int(read_examples(path, max_examples, seed)["responses"].map(len).sum())

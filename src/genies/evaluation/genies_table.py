@@ -1,6 +1,6 @@
 """The GENIES table of our models: one row per (model, intervention), means over the GENIES
 shifts of the run (all its shifts if it has none of the benchmark's) with bootstrap intervals
-over shifts, and how many examples stood behind each number.
+that resample sources (genies.evaluation.summary), and how many examples stood behind each number.
 
 Beside the CSV and Markdown, a JSON holds the same numbers and what reproduces them: the validated
 config, the seed, each model's weights hash and settings, and the package versions.
@@ -13,13 +13,12 @@ from pathlib import Path
 import pandas as pd
 
 from genies.errors import GeniesError
-from genies.evaluation.summary import interval_text, shift_means
+from genies.evaluation.summary import interval_text, mean_with_interval, shift_means
 from genies.files.atomic import write_text_atomic
 from genies.files.tables import markdown_table, write_csv, write_markdown
 
 INTERVAL_METRICS = ("differential_elicitation", "elicitation", "generalization_accuracy")
 MEAN_METRICS = {
-    "source_id_accuracy": "source_ID_accuracy",
     "zero_shot_accuracy": "baseline_accuracy",
     "target_tuned_capability": "target_tuned_capability",
     "brier_score": "brier_score",
@@ -69,6 +68,16 @@ def genies_table(
         table[[metric, f"{metric}_low", f"{metric}_high"]] = means[
             [metric, f"{metric}_low", f"{metric}_high"]
         ]
+    # whether a method learns its source at all: fine-tuning that does not train stays at 0.5
+    source = pd.DataFrame(
+        [
+            mean_with_interval(
+                group.source_ID_accuracy, group.source, "source_id_accuracy", seed, resamples, level
+            )
+            for _, group in grouped
+        ]
+    )
+    table[source.columns] = source.to_numpy()
     for name, column in MEAN_METRICS.items():
         table[name] = grouped[column].mean().to_numpy()
     for name, column in CALIBRATION_METRICS.items():
@@ -118,10 +127,15 @@ def table_markdown(table: pd.DataFrame, level: float, notes: list[str]) -> str:
         shown[metric] = [interval_text(row, metric) for _, row in table.iterrows()]
     shown["DE ±"] = table.differential_elicitation_half_width
     shown["shift accuracy ±"] = table.shift_accuracy_half_width
-    for name in ("source_id_accuracy", "calibration_error", "target_examples", "target_pairs"):
+    shown["source_id_accuracy"] = [
+        interval_text(row, "source_id_accuracy") for _, row in table.iterrows()
+    ]
+    for name in ("calibration_error", "target_examples", "target_pairs"):
         shown[name] = table[name]
     return (
-        f"Means over the shifts with {level:.0%} bootstrap intervals over shifts. "
+        f"Means over the shifts with {level:.0%} bootstrap intervals that resample sources, each "
+        "with all its shifts (shifts sharing a source share its fitted state, so they are not "
+        "independent). "
         "Differential elicitation DE = (accuracy - zero-shot accuracy) / target-tuned "
         "capability; `DE ±` is half the width of its interval (differences between rows "
         "smaller than about it are not resolved), `shift accuracy ±` the mean half-width of a "

@@ -244,11 +244,12 @@ def mean_by(df: pd.DataFrame, by: str, metrics: list[str]) -> pd.DataFrame:
 
 
 def shift_mean_with_ci(
-    values, seed: int, n_resamples: int = 2000, level: float = 0.95
+    values, seed: int, n_resamples: int = 2000, level: float = 0.95, groups=None
 ) -> tuple[float, float, float]:
-    """(mean, low, high) of one metric over shifts, the interval bootstrapped over shifts.
+    """(mean, low, high) of one metric over shifts, the interval bootstrapped over shifts, or
+    over the clusters `groups` names (one per value: shifts sharing a source move together).
 
     `values` holds one value per distinct shift (see `distinct_shifts`).
     """
-    low, high = bootstrap_ci(values, n_resamples=n_resamples, level=level, seed=seed)
+    low, high = bootstrap_ci(values, n_resamples=n_resamples, level=level, seed=seed, groups=groups)
     return float(np.mean(np.asarray(values, dtype=float))), low, high

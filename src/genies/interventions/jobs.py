@@ -50,7 +50,7 @@ def model_manifest(model_dir) -> dict:
     return read_manifest(Path(model_dir))
 
 
-def load_activations(paths: dict[str, str], split_path, examples: int, manifest: dict) -> dict:
+def load_activations(paths: dict[str, str], split_path, examples: pd.DataFrame, manifest) -> dict:
     """The cache files a method reads, checked against the split and model they must come from."""
     from genies.models.activations import read_activations
 
@@ -58,10 +58,13 @@ def load_activations(paths: dict[str, str], split_path, examples: int, manifest:
     loaded = {}
     for template, path in paths.items():
         tensors, metadata = read_activations(path)
-        if metadata.get("split_sha256") != split_sha256 or metadata.get("examples") != examples:
+        if metadata.get("split_sha256") != split_sha256:
+            raise GeniesError(f"{path}: extracted from another version of {split_path}; rebuild it")
+        if metadata.get("example_ids") != list(examples.example_id):
             raise GeniesError(
-                f"{path}: extracted from another version of {split_path} or another example "
-                f"count ({metadata.get('examples')} vs {examples}); rebuild it"
+                f"{path}: extracted from other examples of {split_path} "
+                f"({metadata.get('examples')} drawn with seed {metadata.get('sample_seed')}; this "
+                f"job reads {len(examples)}); rebuild it"
             )
         if metadata.get("weights_sha256") != manifest["weights_sha256"]:
             raise GeniesError(f"{path}: extracted with other weights than {manifest['name']}")
@@ -91,7 +94,7 @@ def pair_data(method, split_path, pairs, examples, activation_paths, manifest, s
         raise GeniesError(f"{method.name} reads templates {missing}: no activation file given")
     return PairData(
         pairs=pairs,
-        activations=load_activations(activation_paths, split_path, len(examples), manifest),
+        activations=load_activations(activation_paths, split_path, examples, manifest),
         settings=settings,
         model=model[0],
         device=model[1],
@@ -132,7 +135,7 @@ def fit(
 ) -> dict:
     """Fit `name` on one training pair per example of `split_path`; write the state to `out`."""
     method = interventions.get(name)
-    examples = read_examples(split_path, max_examples)
+    examples = read_examples(split_path, max_examples, seed)
     manifest = model_manifest(model_dir)
     with ExitStack() as stack:
         model = load_model_read(method, model_dir, settings, stack)
@@ -215,7 +218,7 @@ def evaluate(
             check_state(state_path, info, name, hyperparameters, seed, manifest)
             hashes[str(state_path)] = sha256_file(state_path)
         for distribution, (split_path, activation_paths) in sorted(inputs.items()):
-            examples = read_examples(split_path, max_examples)
+            examples = read_examples(split_path, max_examples, seed)
             pairs = evaluation_pairs(examples)
             data = pair_data(
                 method, split_path, pairs, examples, activation_paths, manifest, settings, model

@@ -343,7 +343,7 @@ def spec_metadata(spec: ExtractionSpec) -> dict:
     return {**asdict(spec), "position": "last_token"}
 
 
-def cache_metadata(loaded, split_path, split, spec, max_examples, rows, stats) -> dict:
+def cache_metadata(loaded, split_path, split, spec, sample, rows, stats) -> dict:
     """(identity, run record) of one cache file: what it holds and how it was computed."""
     manifest = loaded.manifest
     described = {
@@ -356,8 +356,11 @@ def cache_metadata(loaded, split_path, split, spec, max_examples, rows, stats) -
         **spec_metadata(spec),
         "split": str(split_path),
         "split_sha256": sha256_file(split_path),
-        "max_examples": max_examples,
+        # which examples: `max_examples` drawn with `sample_seed` (genies.data.splits), by id
+        "max_examples": sample[0],
+        "sample_seed": sample[1],
         "examples": len(split),
+        "example_ids": list(split.example_id),
         "rows": rows,
         **stats,
         "device": str(loaded.model.device),
@@ -373,14 +376,15 @@ def origin(examples: np.ndarray, responses: np.ndarray) -> dict[str, torch.Tenso
     }
 
 
-def extract_split(loaded, split_path, spec: ExtractionSpec, out_path, max_examples=None):
+def extract_split(loaded, split_path, spec: ExtractionSpec, out_path, max_examples=None, seed=0):
     """Extract one split's activations under `spec` into `out_path`, text by text (batched and
-    padded); returns (the metadata as stored, the run record)."""
-    split = read_examples(split_path, max_examples)
+    padded), for the examples drawn by (max_examples, seed); returns (the metadata as stored, the
+    run record)."""
+    split = read_examples(split_path, max_examples, seed)
     texts, examples, responses = split_texts(split, spec.template)
     tensors, stats = extract(loaded.model, loaded.tokenizer, texts, spec)
     metadata, run = cache_metadata(
-        loaded, split_path, split, spec, max_examples, len(texts), stats | {"packed": False}
+        loaded, split_path, split, spec, (max_examples, seed), len(texts), stats | {"packed": False}
     )
     return write_activations(out_path, tensors | origin(examples, responses), metadata), run
 
@@ -389,13 +393,15 @@ def layer_positions(chosen: tuple[int, ...], union: list[int]) -> list[int]:
     return [union.index(layer) for layer in chosen]
 
 
-def extract_split_packed(loaded, split_path, specs: list[ExtractionSpec], out_paths, max_examples):
+def extract_split_packed(
+    loaded, split_path, specs: list[ExtractionSpec], out_paths, max_examples, seed=0
+):
     """Every template's cache file of one split, each example's texts packed into one prefix
     tree (genies.models.packing): each distinct token computed once. Returns (metadata, run
     record) per file."""
     from genies.models.packing import extract_packed
 
-    split = read_examples(split_path, max_examples)
+    split = read_examples(split_path, max_examples, seed)
     started = time.perf_counter()
     encoded = {}
     for spec in specs:
@@ -439,14 +445,16 @@ def extract_split_packed(loaded, split_path, specs: list[ExtractionSpec], out_pa
             "tokenize_seconds": tokenize_seconds,
         }
         metadata, run = cache_metadata(
-            loaded, split_path, split, spec, max_examples, len(ids), template_stats
+            loaded, split_path, split, spec, (max_examples, seed), len(ids), template_stats
         )
         stored = write_activations(out_path, tensors | origin(examples, responses), metadata)
         written.append((stored, run))
     return written
 
 
-def extract_split_templates(loaded, split_path, specs, out_paths, max_examples=None) -> list:
+def extract_split_templates(
+    loaded, split_path, specs, out_paths, max_examples=None, seed=0
+) -> list:
     """Every template's cache file of one split: packed (each distinct token once) where the
     model's attention takes a tree mask, else text by text (said on stderr). Returns (metadata as
     stored, run record) per file."""
@@ -457,7 +465,7 @@ def extract_split_templates(loaded, split_path, specs, out_paths, max_examples=N
     except GeniesError as exc:
         print(f"{exc}; extracting text by text", file=sys.stderr)
         return [
-            extract_split(loaded, split_path, spec, out, max_examples)
+            extract_split(loaded, split_path, spec, out, max_examples, seed)
             for spec, out in zip(specs, out_paths, strict=True)
         ]
-    return extract_split_packed(loaded, split_path, specs, out_paths, max_examples)
+    return extract_split_packed(loaded, split_path, specs, out_paths, max_examples, seed)
