@@ -42,7 +42,7 @@ CONFIG = {
     "model_settings": {"smollm2-135m": {"dtype": "float32", "max_length": 64}},
     "interventions": ["zero_shot", *TRAINED, "random"],
     # enough for LoRA to learn the marker from 32 pairs, cheaply: 8 steps of 4 pairs at 1e-3
-    # (with the defaults, 6 steps at 2e-4, it still ranks by its randomly drawn head)
+    # (at upstream's 2e-4 it still ranks by its randomly drawn head)
     "hyperparameters": {
         "lora_fine_tuning": {
             "steps": 8,
