@@ -16,6 +16,7 @@ from genies.models.activations import (
     extract,
     extract_split,
     extract_split_packed,
+    extract_split_templates,
     read_activations,
     resolve_layers,
     sidecar_path,
@@ -163,6 +164,39 @@ def test_packed_rows_equal_each_text_run_alone(request, model, packing_splits, t
             assert close(cached["heads"][row], heads.reshape(layers, *heads_shape))
     # shared prefixes were computed once: fewer tokens than the texts hold
     assert written[0][0]["computed_tokens"] < 0.8 * written[0][0]["template_tokens"]
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager", "fallback"])
+def test_trees_of_unequal_size_in_one_batch_equal_each_text_run_alone(
+    attention, tiny, packing_splits, tmp_path, monkeypatch, capsys
+):
+    # every tree of the split in one batch, so padding nodes sit between trees of other sizes;
+    # sdpa takes the tree mask as bool, eager as additive, and an implementation that takes no
+    # 4-D mask (sdpa struck from the known ones here) falls back to text by text
+    from genies.models import packing
+
+    monkeypatch.setattr(packing, "node_batches", lambda sizes, budget: [list(range(len(sizes)))])
+    if attention == "fallback":
+        monkeypatch.setattr(packing, "MASK_KINDS", {"eager": packing.MASK_KINDS["eager"]})
+    before = tiny.model.config._attn_implementation
+    if attention != "fallback":
+        tiny.model.set_attn_implementation(attention)
+    layers = tiny.model.config.num_hidden_layers
+    spec = ExtractionSpec("raw", tuple(range(layers + 1)), tuple(range(layers)), "float32", 2, 64)
+    out = tmp_path / "raw.safetensors"
+    try:
+        [(metadata, run)] = extract_split_templates(tiny, packing_splits[4], [spec], [out])
+    finally:
+        tiny.model.set_attn_implementation(before)
+    assert ("extracting text by text" in capsys.readouterr().err) == (attention == "fallback")
+    assert run["padding_fraction"] > 0
+    cached, _ = read_activations(out)
+    texts, _, _ = split_texts(read_split(packing_splits[4]), "raw")
+    heads_shape = (tiny.model.config.num_attention_heads, tiny.model.config.head_dim)
+    for row, text in enumerate(texts):
+        residual, heads = alone(tiny, text, tiny.tokenizer(text)["input_ids"][-64:])
+        assert close(cached["residual"][row], residual)
+        assert close(cached["heads"][row], heads.reshape(layers, *heads_shape))
 
 
 def test_texts_that_share_no_first_token_become_separate_trees():

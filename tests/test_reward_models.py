@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from genies.data.pairs import evaluation_pairs, training_pairs
 from genies.data.splits import build_split, read_split
 from genies.errors import GeniesError
 from genies.interventions import jobs
-from genies.interventions.base import PairData
+from genies.interventions.base import PairData, State
 from genies.interventions.reward_model import TextBatches
 from genies.models.catalog import resolve_model
 from genies.models.loading import load_model, materialise_model
@@ -82,6 +83,30 @@ def test_the_loss_falls_and_the_marker_is_learnt(name, tiny_dir, splits):
     data = PairData(pairs, model=fresh(tiny_dir), settings=SETTINGS)
     probability = method.score(data, hyperparameters(name), state)
     assert (probability > 0.5).mean() >= 0.9  # held-out examples of the same distribution
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_training_moves_the_adapters_and_the_scores_depend_on_them(name, tiny_dir, splits):
+    # the tiny model's last token shows the marker, so a head trained alone passes the test
+    # above: here the adapters (LoRA) or virtual tokens (prompt tuning) must have trained too
+    method, state = fit(name, tiny_dir, splits)
+    hp = hyperparameters(name)
+    pairs = evaluation_pairs(read_split(splits["test"]))
+
+    def test_data():
+        return PairData(pairs, model=fresh(tiny_dir), settings=SETTINGS)
+
+    initial = method.stored(method.build(test_data(), hp, seed=0))  # where fit(seed 0) started
+    adapters = sorted(set(initial) - {"score.weight"})
+    assert adapters and set(initial) == set(state.tensors)
+    for key in adapters:
+        moved = (state.tensors[key].float() - initial[key].float()).abs().max().item()
+        assert moved > 1e-4, f"{key} did not train (moved {moved:.2e})"
+    # the trained head on the initial adapters: the scores move when the adapters are undone
+    head_only = State(tensors=initial | {"score.weight": state.tensors["score.weight"]})
+    trained = method.score(test_data(), hp, state)
+    untrained = method.score(test_data(), hp, head_only)
+    assert np.abs(trained - untrained).mean() > 0.01, np.abs(trained - untrained).mean()
 
 
 def reward_alone(model, texts: TextBatches, prompt: str, response: str) -> float:
@@ -196,3 +221,73 @@ def test_a_killed_fit_resumes_to_the_uninterrupted_bytes(
     assert "resuming after step 3" in resumed.stderr
     assert out.read_bytes() == whole.read_bytes()
     assert not os.path.exists(work)  # gone once the state is written
+
+
+def test_a_corrupt_checkpoint_is_refused_naming_it(tiny_dir, splits, tmp_path):
+    hp = hyperparameters("lora_fine_tuning", steps=6)
+    out = tmp_path / "killed.safetensors"
+    killed = run_fit("lora_fine_tuning", hp, splits, tiny_dir, out, kill_at=4)
+    assert killed.returncode == -signal.SIGKILL
+    checkpoint = Path(fit_work_dir(out)) / "checkpoint.pt"
+    saved = checkpoint.read_bytes()
+    checkpoint.write_bytes(saved[: len(saved) // 2])  # a disk that filled up mid-write
+    resumed = run_fit("lora_fine_tuning", hp, splits, tiny_dir, out)
+    assert resumed.returncode != 0
+    assert f"{checkpoint}: corrupt checkpoint" in resumed.stderr.strip().splitlines()[-1]
+    assert not out.exists()
+
+
+def plain_peft_losses(tiny_dir, rows_chosen, rows_rejected, hp) -> list[float]:
+    """An independent LoRA reward-model loop in plain peft: the decoder with adapters, a linear
+    head on the last position of left-padded batches, the Bradley-Terry loss, AdamW with the
+    gradient norm clipped; each step's pairs from the documented per-epoch permutations."""
+    from peft import LoraConfig, get_peft_model
+
+    loaded = fresh(tiny_dir)
+    torch.manual_seed(0)  # the seed fit was given: the same adapters and head drawn first
+    config = LoraConfig(
+        r=hp["r"],
+        lora_alpha=hp["alpha"],
+        lora_dropout=hp["dropout"],
+        target_modules=hp["target_modules"],
+        bias="none",
+    )
+    decoder = get_peft_model(loaded.model.model, config)
+    head = torch.nn.Linear(loaded.model.config.hidden_size, 1, bias=False)
+    torch.nn.init.normal_(head.weight, std=0.02)
+    parameters = [p for p in decoder.parameters() if p.requires_grad] + [head.weight]
+    optimizer = torch.optim.AdamW(parameters, lr=hp["learning_rate"], weight_decay=0.0)
+    n, size, losses = len(rows_chosen), hp["batch_size"], []
+    for step in range(hp["steps"]):
+        items = range(step * size, (step + 1) * size)
+        picked = [np.random.default_rng([0, i // n]).permutation(n)[i % n] for i in items]
+        rows = [rows_chosen[i] for i in picked] + [rows_rejected[i] for i in picked]
+        width = max(map(len, rows))
+        pad = loaded.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows])
+        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        hidden = decoder(
+            input_ids=ids, attention_mask=mask, position_ids=positions
+        ).last_hidden_state
+        rewards = head(hidden[:, -1])[:, 0]
+        loss = -torch.nn.functional.logsigmoid(rewards[:size] - rewards[size:]).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, hp["max_grad_norm"])
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return losses
+
+
+def test_lora_losses_equal_a_plain_peft_loop_on_the_same_batches(tiny_dir, splits):
+    # dropout off: the two loops draw no random numbers after initialisation
+    hp = hyperparameters("lora_fine_tuning", steps=6, batch_size=4, dropout=0.0)
+    method, state = fit("lora_fine_tuning", tiny_dir, splits, **hp)
+    pairs = training_pairs(read_split(splits["train"]), seed=0)
+    texts = TextBatches(fresh(tiny_dir), hp["max_length"], 0)  # the tokens both loops train on
+    chosen = texts.rows(list(pairs.prompt), list(pairs.chosen))
+    rejected = texts.rows(list(pairs.prompt), list(pairs.rejected))
+    plain = plain_peft_losses(tiny_dir, chosen, rejected, hp)
+    assert plain[-1] < plain[0]  # it trains
+    np.testing.assert_allclose(state.info["loss"], plain, rtol=1e-5)
