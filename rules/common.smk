@@ -257,7 +257,9 @@ def model_manifest(folder):
 def extraction_work(wildcards, input):
     """The texts of the split, once per template."""
     return footprint.Work(
-        texts=count_texts(built(input.split), CFG.max_examples[wildcards.split], CFG.seed)
+        texts=count_texts(
+            built(input.split), CFG.max_examples[wildcards.split], CFG.seed
+        )
         * len(TEMPLATES),
         batch=model_how(wildcards)["batch_size"],
         max_length=CFG.models[wildcards.model]["max_length"],
