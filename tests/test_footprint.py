@@ -117,8 +117,9 @@ def test_a_paper_model_asks_for_its_weights_and_no_less_time_than_peak_compute(s
         4 * (parameters + LLAMA[size]["num_hidden_layers"] * attention_scores)
     )
     tokens = work.texts * work.max_length
+    # a model spread over several GPUs computes on one at a time: more GPUs are no faster
     for gpus in (1, 4):
         assert runtime_min(manifest, work, "auto", gpus, 1) * 60 > (
-            2 * parameters * tokens / (gpus * H200_BF16_FLOPS)
+            2 * parameters * tokens / H200_BF16_FLOPS
         )
-    assert runtime_min(manifest, work, "auto", 4, 1) < runtime_min(manifest, work, "auto", 1, 1)
+    assert runtime_min(manifest, work, "auto", 4, 1) == runtime_min(manifest, work, "auto", 1, 1)
