@@ -16,8 +16,8 @@ from genies import interventions
 from genies.data.pairs import evaluation_pairs, training_pairs
 from genies.errors import GeniesError
 from genies.evaluation.metrics import pairwise_accuracy
-from genies.interventions.base import PairData
-from genies.interventions.directions import validation_mask
+from genies.interventions.base import Features, PairData
+from genies.interventions.directions import fit_directions, seeded_parts
 
 LAYERS, HEADS, HEAD_DIM, HIDDEN = 5, 4, 8, 16  # residual states 0..LAYERS; LAYERS is post-norm
 STRENGTH = 1.0  # marker length, in noise standard deviations
@@ -206,7 +206,8 @@ def test_direction_methods_select_the_planted_units(name, fitted):
     state = fitted[name]
     units = {tuple(u) if isinstance(u, list) else u for u in state.tensors["units"].tolist()}
     assert units == PLANTED[name]
-    assert state.info["train_pairs"] == 210 and state.info["validation_pairs"] == 90
+    parts = {key: state.info[f"{key}_pairs"] for key in ("train", "validation", "calibration")}
+    assert parts == {"train": 150, "validation": 90, "calibration": 60}
     assert state.tensors["directions"].shape == (2, HEAD_DIM if name in ("mms", "cra") else HIDDEN)
 
 
@@ -232,14 +233,72 @@ def test_same_seed_same_state_and_scores(name, family, fitted):
     assert np.array_equal(first, method.score(data, hyperparameters, again))
 
 
-def test_validation_split_is_seeded_exact_and_independent_of_row_order(family):
+def test_held_out_parts_are_seeded_exact_disjoint_and_independent_of_row_order(family):
     pairs = family.source.pairs
-    mask = validation_mask(pairs, SEED, 0.3)
-    assert mask.sum() == math.floor(0.3 * len(pairs))
-    chosen = set(pairs.example_id[mask])
+    fractions = {"validation": 0.3, "calibration": 0.2}
+    parts = seeded_parts(pairs, SEED, fractions)
+    assert parts.value_counts().to_dict() == {"train": 150, "validation": 90, "calibration": 60}
+    by_id = dict(zip(pairs.example_id, parts, strict=True))
     shuffled = pairs.sample(frac=1, random_state=3)
-    assert set(shuffled.example_id[validation_mask(shuffled, SEED, 0.3)]) == chosen
-    assert set(pairs.example_id[validation_mask(pairs, SEED + 1, 0.3)]) != chosen
+    again = seeded_parts(shuffled, SEED, fractions)
+    assert dict(zip(shuffled.example_id, again, strict=True)) == by_id
+    other = seeded_parts(pairs, SEED + 1, fractions)
+    assert dict(zip(pairs.example_id, other, strict=True)) != by_id
+    # the validation part does not depend on whether a calibration part is also held out
+    alone = seeded_parts(pairs, SEED, {"validation": 0.3})
+    assert (alone == "validation").equals(parts == "validation")
+
+
+@pytest.mark.parametrize("name", DIRECTION_METHODS)
+def test_directions_come_from_the_train_part_and_the_slope_from_the_calibration_part(
+    name, family, fitted
+):
+    """Reversing the calibration pairs' labels must reverse the slope alone: units and
+    directions are fitted on the other parts (upstream calibrated on the validation pairs and
+    averaged directions over train and validation)."""
+    method, hyperparameters = interventions.get(name), hyperparameters_for(name)
+    parts = seeded_parts(family.source.pairs, SEED, {"validation": 0.3, "calibration": 0.2})
+    pairs = family.source.pairs.copy()
+    calibration = (parts == "calibration").to_numpy()
+    pairs[calibration] = swapped(pairs[calibration])[pairs.columns].to_numpy()
+    state = method.fit(replace(family.source, pairs=pairs), hyperparameters, SEED)
+    original = fitted[name]
+    assert torch.equal(state.tensors["units"], original.tensors["units"])
+    assert torch.equal(state.tensors["directions"], original.tensors["directions"])
+    assert original.tensors["calibration_slope"] > 0 > state.tensors["calibration_slope"]
+    # the directions are the train part's mass means, computed here independently
+    features = method.unit_features(family.source, hyperparameters)
+    train = (parts == "train").to_numpy()
+    where = [features.units.index(u) for u in map(unit_name, original.tensors["units"].tolist())]
+    difference = features.chosen[train][:, where].astype(np.float64) - features.rejected[train][
+        :, where
+    ].astype(np.float64)
+    np.testing.assert_allclose(original.tensors["directions"], difference.mean(axis=0), atol=1e-9)
+
+
+def unit_name(unit):
+    return tuple(unit) if isinstance(unit, list) else unit
+
+
+def test_units_tied_on_validation_accuracy_are_ranked_by_log_loss():
+    """Four units that each separate every validation pair: the least noisy (the last) must
+    win, where the old rule gave the tie to the first."""
+    rng = np.random.default_rng(0)
+    noise = np.array([0.5, 0.4, 0.3, 0.05])  # unit 3 separates the responses most clearly
+    pairs = 40
+    chosen = 1 + noise[None, :, None] * rng.standard_normal((pairs, 4, 1))
+    rejected = -1 + noise[None, :, None] * rng.standard_normal((pairs, 4, 1))
+    parts = pd.Series(["train"] * 30 + ["validation"] * 5 + ["calibration"] * 5)
+    state = fit_directions(Features(chosen, rejected, [0, 1, 2, 3]), parts, top=1)
+    assert [u["validation_accuracy"] for u in state.info["selected_units"]] == [1.0]
+    assert state.tensors["units"].tolist() == [3]
+
+
+def test_small_held_out_parts_are_warned_in_one_line(family, capsys):
+    small = replace(family.source, pairs=family.source.pairs.iloc[:12])
+    interventions.get("mms").fit(small, hyperparameters_for("mms"), SEED)
+    [line] = capsys.readouterr().err.splitlines()
+    assert "mms: only 3 validation pair(s), 2 calibration pair(s)" in line
 
 
 def test_ccs_scores_a_pair_from_source_statistics_alone(family, fitted):
@@ -303,10 +362,13 @@ def test_hyperparameter_schemas_refuse_bad_values(name, bad):
 
 
 def test_bad_inputs_raise_one_line_errors(family, fitted):
-    tiny = synthetic_split("tiny", [2, 3, 2], seed=6)  # 3 pairs: floor(0.9) = 0 to validate
+    tiny = synthetic_split("tiny", [2, 3, 2, 2], seed=6)  # 4 pairs: floor(0.8) = 0 to calibrate
     tiny_data = PairData(training_pairs(tiny, SEED), synthetic_caches(tiny, Marker(), 7))
-    with pytest.raises(GeniesError, match="empty train or validation part"):
+    with pytest.raises(GeniesError, match="leave an empty calibration part"):
         interventions.get("mms").fit(tiny_data, hyperparameters_for("mms"), SEED)
+    every = settings("cra", validation_fraction=0.6, calibration_fraction=0.4)
+    with pytest.raises(GeniesError, match="hold out every training pair"):
+        interventions.get("cra").min_examples(every)
 
     data = family.splits["kept"]
     tensors, metadata = data.activations["yes"]

@@ -12,7 +12,7 @@ the train/validation split, which upstream drew before setting the seed, is seed
 from genies.errors import GeniesError
 from genies.interventions import register
 from genies.interventions.base import Features, PairData, Reads
-from genies.interventions.directions import VALIDATION_FRACTION, DirectionMethod, unit_count
+from genies.interventions.directions import HELD_OUT, DirectionMethod, unit_count
 
 
 @register
@@ -28,7 +28,7 @@ class ContrastiveArithmetic(DirectionMethod):
     hyperparameters = {
         "top_heads": unit_count("head"),
         "alpha": {"type": "number", "default": 1.0, "description": "Weight of the No features."},
-        "validation_fraction": VALIDATION_FRACTION,
+        **HELD_OUT,
     }
 
     def unit_features(self, data: PairData, hyperparameters: dict) -> Features:

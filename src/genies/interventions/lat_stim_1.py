@@ -10,7 +10,7 @@ pipeline, and where it differs from upstream, is in genies.interventions.directi
 from genies.interventions import register
 from genies.interventions.base import Features, PairData, Reads
 from genies.interventions.directions import (
-    VALIDATION_FRACTION,
+    HELD_OUT,
     DirectionMethod,
     hidden_states_before_norm,
     unit_count,
@@ -24,7 +24,7 @@ class LatRawStimulus(DirectionMethod):
     top = "top_layers"
     hyperparameters = {
         "top_layers": unit_count("layer"),
-        "validation_fraction": VALIDATION_FRACTION,
+        **HELD_OUT,
     }
 
     def unit_features(self, data: PairData, hyperparameters: dict) -> Features:

@@ -7,7 +7,7 @@ genies.interventions.directions.
 
 from genies.interventions import register
 from genies.interventions.base import Features, PairData, Reads
-from genies.interventions.directions import VALIDATION_FRACTION, DirectionMethod, unit_count
+from genies.interventions.directions import HELD_OUT, DirectionMethod, unit_count
 
 
 @register
@@ -15,7 +15,7 @@ class MassMeanShift(DirectionMethod):
     name = "mms"
     reads = Reads(templates={"raw": {"residual": "none", "heads": "all"}})
     top = "top_heads"
-    hyperparameters = {"top_heads": unit_count("head"), "validation_fraction": VALIDATION_FRACTION}
+    hyperparameters = {"top_heads": unit_count("head"), **HELD_OUT}
 
     def unit_features(self, data: PairData, hyperparameters: dict) -> Features:
         return data.features("raw", "heads")

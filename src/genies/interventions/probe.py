@@ -21,9 +21,11 @@ from genies.interventions.directions import (
     VALIDATION_FRACTION,
     accuracy,
     fewest_pairs,
+    held_out_fractions,
+    seeded_parts,
     standardisation,
     unit_positions,
-    validation_mask,
+    warn_if_few,
 )
 
 
@@ -64,11 +66,13 @@ class LinearProbe(Intervention):
 
     @classmethod
     def min_examples(cls, hyperparameters: dict) -> int:
-        return fewest_pairs(hyperparameters["validation_fraction"])
+        return fewest_pairs(held_out_fractions(hyperparameters))
 
     def fit(self, data: PairData, hyperparameters: dict, seed: int) -> State:
         features = data.features("raw", "residual")
-        validation = validation_mask(data.pairs, seed, hyperparameters["validation_fraction"])
+        parts = seeded_parts(data.pairs, seed, held_out_fractions(hyperparameters))
+        warn_if_few(self.name, parts.value_counts().to_dict())
+        validation = (parts == "validation").to_numpy()
         _, scale = standardisation(np.concatenate([features.chosen, features.rejected]))
         differences = scaled_differences(features.chosen, features.rejected, scale)
         c = hyperparameters["C"]

@@ -75,8 +75,8 @@ def activation_bytes(shape: dict, work: Work, value_bytes: int) -> int:
 
 def compute_seconds(manifest: dict, work: Work, dtype: str, gpus: int, threads: int) -> float:
     """Loading the weights, then 2 FLOPs per parameter per token forward (3 times that with the
-    backward pass), at the rates above. A model spread over several GPUs runs its layers one GPU
-    after another (genies.models.devices), so more GPUs hold a larger model but compute no faster."""
+    backward pass), at the rates above. A model spread over several GPUs runs its layers one
+    GPU after another (genies.models.devices): more GPUs hold a larger model, no faster."""
     parameters = manifest["architecture"]["parameters"]
     flops = 2 * parameters * work.texts * work.max_length * (3 if work.backward else 1)
     rate = GPU_FLOPS if gpus else CPU_FLOPS_PER_THREAD * threads
