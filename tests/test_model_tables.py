@@ -1,5 +1,6 @@
 """The per-shift rules of our tables on hand-made evaluations: which file feeds which number."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from genies.data.shifts import load_shifts
 from genies.evaluation.genies_table import genies_table, truncation_notes
 from genies.evaluation.model_tables import model_shift_table
+from genies.evaluation.summary import genies_summary, summary_markdown
 from tests.helpers import RAW_DIR
 
 BOOTSTRAP = {"seed": 0, "resamples": 200, "level": 0.9}
@@ -100,6 +102,29 @@ def test_the_genies_table_averages_over_the_benchmark_shifts_only(tidy):
     assert table.loc["mms", "target_pairs"] == 10
 
 
+def test_tied_pairs_count_half_and_are_counted_in_both_tables():
+    ties = pd.DataFrame(
+        {
+            "pair_id": [f"e{i}/0" for i in range(8)],
+            "example_id": [f"e{i}" for i in range(8)],
+            "probability": [0.5, 0.5, 0.5, 0.9, 0.9, 0.2, 0.2, 0.2],
+        }
+    )
+
+    def scored(method, source, distribution):
+        return ties if method == "mms" else evaluation(5, 10)
+
+    tidy = model_shift_table(
+        "m", ["mms"], SHIFTS[:1], REGISTRY, scored, {"mms": True}, ["mms"], BOOTSTRAP
+    )
+    assert tidy.generalization_accuracy[0] == (1.5 + 2) / 8 and tidy.tied_pairs[0] == 3
+    table = genies_table(tidy, 12, 0, 200, 0.95)
+    assert table.tied_pairs[0] == 3 and table.target_pairs[0] == 8
+    summary = genies_summary(tidy, 0, 200, 0.95)
+    assert (summary.tied_pairs[0], summary.pairs[0]) == (3, 8)
+    assert "Ties (P = 0.5 exactly) count as correct" in summary_markdown(summary, 0.95)
+
+
 def test_the_notes_count_texts_cut_at_max_length_per_model_and_template(tmp_path):
     sidecars = []
     for name, template, cut, rows in [
@@ -132,14 +157,78 @@ def test_shifts_sharing_a_source_move_together_in_the_intervals():
             "discretised": False,
         }
     )
-    for column in ("generalization_accuracy", "source_ID_accuracy", "differential_elicitation"):
+    intervals = ("generalization_accuracy", "source_ID_accuracy", "differential_elicitation")
+    for column in (*intervals, "differential_elicitation_heldout"):
         tidy[column] = [1.0] * 8 + [0.0] * 8
-    for column in ("elicitation", "baseline_accuracy", "target_tuned_capability", "brier_score"):
+    for column in ("elicitation", "elicitation_heldout", "baseline_accuracy", "brier_score"):
         tidy[column] = 0.5
+    tidy["target_tuned_capability"] = tidy["target_tuned_capability_heldout"] = 0.5
     for column in ("rms_calibration_error", "RMS_calibration_error", "accuracy_low"):
         tidy[column] = 0.1
     tidy["accuracy_high"] = 0.9
     tidy["n_pairs"] = tidy["target_examples"] = tidy["source_examples"] = 10
+    tidy["tied_pairs"] = 0
     row = genies_table(tidy, 12, 0, 2000, 0.95).iloc[0]
-    for name in ("generalization_accuracy", "source_id_accuracy", "differential_elicitation"):
+    for name in (
+        "generalization_accuracy",
+        "source_id_accuracy",
+        "differential_elicitation",
+        "differential_elicitation_heldout",
+    ):
         assert (row[name], row[f"{name}_low"], row[f"{name}_high"]) == (0.5, 0.0, 1.0), name
+
+
+def documented_halves(example_ids, seed: int) -> tuple[list, list]:
+    """The two halves of the cross-fit as model_tables documents them, computed here: examples
+    ordered by blake2b of "<seed>:capability:<id>" (8 bytes, big-endian), the first half first."""
+
+    def key(example):
+        digest = hashlib.blake2b(f"{seed}:capability:{example}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big"), example
+
+    order = sorted(set(example_ids), key=key)
+    return order[: (len(order) + 1) // 2], order[(len(order) + 1) // 2 :]
+
+
+def test_the_heldout_capability_is_chosen_on_one_half_and_scored_on_the_other():
+    """Two candidates, each right on exactly one half of the reference's 10 examples: both score
+    0.5, the paper's maximum; chosen on the other half, each half gets the candidate that is
+    wrong on all of it, so the cross-fitted capability is 0 (and El, DE against it undefined).
+    A third candidate right on 6 examples, 3 in each half, then decides the other case."""
+    ids = [f"e{i}" for i in range(10)]
+    first, second = documented_halves(ids, BOOTSTRAP["seed"])
+    right_on = {"mms": set(first), "lat_stim_1": set(second)}
+
+    def scored(method, source, distribution):
+        if (source, distribution) != ("us_history", "us_history"):
+            return evaluation(5, 10)
+        right = right_on.get(method, set(first[:3] + second[:3]))
+        return pd.DataFrame(
+            {
+                "pair_id": [f"{e}/0" for e in ids],
+                "example_id": ids,
+                "probability": [0.8 if e in right else 0.3 for e in ids],
+            }
+        )
+
+    def row(candidates):
+        table = model_shift_table(
+            "m", ["zero_shot"], SHIFTS[1:], REGISTRY, scored, {"zero_shot": True}, candidates,
+            BOOTSTRAP,
+        )  # fmt: skip
+        return table.iloc[0]
+
+    cursed = row(["mms", "lat_stim_1"])
+    assert cursed.target_tuned_capability == 0.5
+    assert cursed.target_tuned_capability_heldout == 0.0
+    assert cursed.target_tuned_capability_heldout_intervention == "lat_stim_1|mms"
+    assert np.isnan(cursed.differential_elicitation_heldout)
+    # mms (right on the first half) against a candidate right on 3 of each half: the paper's
+    # maximum takes the latter's 0.6. Cross-fitted, the first half gets the winner on the second
+    # (the latter, 3 of 5 against 0): 3 right; the second gets the winner on the first (mms, 5
+    # against 3), wrong on all 5 there: 3 of 10 in all.
+    steady = row(["mms", "random_walk"])
+    assert steady.target_tuned_capability == 0.6
+    assert steady.target_tuned_capability_heldout == pytest.approx(0.3)
+    assert steady.target_tuned_capability_heldout_intervention == "random_walk|mms"
+    assert steady.elicitation_heldout == pytest.approx(0.5 / 0.3)

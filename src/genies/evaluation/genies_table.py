@@ -13,14 +13,24 @@ from pathlib import Path
 import pandas as pd
 
 from genies.errors import GeniesError
-from genies.evaluation.summary import interval_text, mean_with_interval, shift_means
+from genies.evaluation.summary import interval_text, shift_means
 from genies.files.atomic import write_text_atomic
 from genies.files.tables import markdown_table, write_csv, write_markdown
 
-INTERVAL_METRICS = ("differential_elicitation", "elicitation", "generalization_accuracy")
+# the paper's El and DE, and beside them the ones against the held-out target-tuned capability
+# (genies.evaluation.model_tables)
+INTERVAL_METRICS = (
+    "differential_elicitation",
+    "differential_elicitation_heldout",
+    "elicitation",
+    "elicitation_heldout",
+    "generalization_accuracy",
+    "source_id_accuracy",
+)
 MEAN_METRICS = {
     "zero_shot_accuracy": "baseline_accuracy",
     "target_tuned_capability": "target_tuned_capability",
+    "target_tuned_capability_heldout": "target_tuned_capability_heldout",
     "brier_score": "brier_score",
 }
 # Means over the shifts with continuous probabilities only (as shift_means computes them): the
@@ -60,24 +70,16 @@ def examples_label(max_examples):
 def genies_table(
     tidy: pd.DataFrame, examples_per_split, seed: int, resamples: int, level: float
 ) -> pd.DataFrame:
-    rows = table_shifts(tidy)
-    means = shift_means(rows, seed, resamples, level)
+    # source_id_accuracy: whether a method learns its source at all (fine-tuning that does not
+    # train stays at 0.5)
+    rows = table_shifts(tidy).rename(columns={"source_ID_accuracy": "source_id_accuracy"})
+    means = shift_means(rows, seed, resamples, level, metrics=INTERVAL_METRICS)
     grouped = rows.groupby(["model", "intervention"], sort=False)
     table = means[["model", "intervention", "comparable", "shifts"]].copy()
     for metric in INTERVAL_METRICS:
         table[[metric, f"{metric}_low", f"{metric}_high"]] = means[
             [metric, f"{metric}_low", f"{metric}_high"]
         ]
-    # whether a method learns its source at all: fine-tuning that does not train stays at 0.5
-    source = pd.DataFrame(
-        [
-            mean_with_interval(
-                group.source_ID_accuracy, group.source, "source_id_accuracy", seed, resamples, level
-            )
-            for _, group in grouped
-        ]
-    )
-    table[source.columns] = source.to_numpy()
     for name, column in MEAN_METRICS.items():
         table[name] = grouped[column].mean().to_numpy()
     for name, column in CALIBRATION_METRICS.items():
@@ -96,6 +98,7 @@ def genies_table(
     table["target_examples"] = grouped.target_examples.mean().to_numpy()
     table["source_examples"] = grouped.source_examples.mean().to_numpy()
     table["target_pairs"] = grouped.n_pairs.sum().to_numpy()
+    table["tied_pairs"] = means["tied_pairs"]
     return table
 
 
@@ -127,23 +130,25 @@ def table_markdown(table: pd.DataFrame, level: float, notes: list[str]) -> str:
         shown[metric] = [interval_text(row, metric) for _, row in table.iterrows()]
     shown["DE ±"] = table.differential_elicitation_half_width
     shown["shift accuracy ±"] = table.shift_accuracy_half_width
-    shown["source_id_accuracy"] = [
-        interval_text(row, "source_id_accuracy") for _, row in table.iterrows()
-    ]
-    for name in ("calibration_error", "target_examples", "target_pairs"):
+    for name in ("calibration_error", "target_examples", "target_pairs", "tied_pairs"):
         shown[name] = table[name]
     return (
         f"Means over the shifts with {level:.0%} bootstrap intervals that resample sources, each "
         "with all its shifts (shifts sharing a source share its fitted state, so they are not "
         "independent). "
         "Differential elicitation DE = (accuracy - zero-shot accuracy) / target-tuned "
-        "capability; `DE ±` is half the width of its interval (differences between rows "
+        "capability (TTC: the best candidate's accuracy on the reference's test split, chosen on "
+        "the labels it is scored on, as the paper's; `_heldout`: cross-fitted, the winner on one "
+        "half of those examples scored on the other, so not biased upward by the choice); "
+        "`DE ±` is half the width of its interval (differences between rows "
         "smaller than about it are not resolved), `shift accuracy ±` the mean half-width of a "
         "shift's accuracy interval over its target examples; "
         "`calibration_error` is the RMS calibration error (both orientations of "
         "every pair, 10 bins weighted by size, over the shifts with continuous probabilities); "
         "`target_examples` is the mean number of target test examples scored per shift and "
-        "`target_pairs` the evaluation pairs behind a row.\n\n"
+        "`target_pairs` the evaluation pairs behind a row. Ties (P = 0.5 exactly) count half "
+        "a correct pair (`tied_pairs` of them; the recomputed published tables count them "
+        "correct, upstream's rule, which scores a constant 0.5 as accuracy 1).\n\n"
         + markdown_table(shown)
         + ("\n\nNotes:\n\n" + "\n".join(f"- {note}" for note in notes) + "\n" if notes else "")
     )

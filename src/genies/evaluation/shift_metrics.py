@@ -62,6 +62,8 @@ def shift_numbers(
         "rms_calibration_error": np.nan if p is None else metrics.rms_calibration_error(p),
         "brier_score": np.nan if p is None else metrics.brier_score(p),
         "n_pairs": 0 if p is None else len(p),
+        # pairs scored P = 0.5 exactly, which the tie rule decides
+        "tied_pairs": 0 if p is None else int(np.sum(np.asarray(p) == 0.5)),
         "discretised": p is not None and is_discretised(p),
         "accuracy_low": np.nan,
         "accuracy_high": np.nan,
@@ -71,6 +73,22 @@ def shift_numbers(
             p, groups=groups, ties=ties, seed=seed, n_resamples=resamples, level=level
         )
     return row
+
+
+def heldout_numbers(generalization: float, baseline: float, capability: float) -> dict:
+    """El and DE against the held-out target-tuned capability (NaN where it is NaN or 0)."""
+    defined = capability > 0  # False for NaN too
+    return {
+        "target_tuned_capability_heldout": capability,
+        "elicitation_heldout": (
+            metrics.elicitation(generalization, capability) if defined else np.nan
+        ),
+        "differential_elicitation_heldout": (
+            metrics.differential_elicitation(generalization, baseline, capability)
+            if defined
+            else np.nan
+        ),
+    }
 
 
 def upstream_table(tidy: pd.DataFrame, shifts: list[Shift]) -> pd.DataFrame:

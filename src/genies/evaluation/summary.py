@@ -39,8 +39,11 @@ def genies_summary(tidy: pd.DataFrame, seed: int, resamples: int, level: float) 
     return shift_means(tidy[tidy.genies_position > 0], seed, resamples, level)
 
 
-def shift_means(shifts: pd.DataFrame, seed: int, resamples: int, level: float) -> pd.DataFrame:
-    """Per model and intervention, the mean of each metric over the rows (shifts) given."""
+def shift_means(
+    shifts: pd.DataFrame, seed: int, resamples: int, level: float, metrics=ACCURACY_METRICS
+) -> pd.DataFrame:
+    """Per model and intervention, the mean of each of `metrics` (and of the calibration errors,
+    over the shifts with continuous probabilities) over the rows (shifts) given."""
     rows = []
     for (model, intervention), group in shifts.groupby(["model", "intervention"], sort=False):
         continuous = group[~group.discretised]
@@ -50,8 +53,10 @@ def shift_means(shifts: pd.DataFrame, seed: int, resamples: int, level: float) -
             "shifts": len(group),
             "comparable": bool(group.comparable.all()),
             "calibration_shifts": int(continuous.RMS_calibration_error.notna().sum()),
+            "tied_pairs": int(group.tied_pairs.sum()),
+            "pairs": int(group.n_pairs.sum()),
         }
-        for metric in ACCURACY_METRICS:
+        for metric in metrics:
             row |= mean_with_interval(group[metric], group.source, metric, seed, resamples, level)
         for metric in CALIBRATION_METRICS:
             row |= mean_with_interval(
@@ -70,6 +75,7 @@ def interval_text(row, name: str) -> str:
 def summary_markdown(summary: pd.DataFrame, level: float) -> str:
     metrics = ACCURACY_METRICS + CALIBRATION_METRICS
     table = summary[["model", "intervention", "shifts", "calibration_shifts"]].copy()
+    table["tied pairs"] = [f"{row.tied_pairs} of {row.pairs}" for row in summary.itertuples()]
     for metric in metrics:
         table[metric] = [interval_text(row, metric) for _, row in summary.iterrows()]
     table["intervention"] = [
@@ -81,7 +87,10 @@ def summary_markdown(summary: pd.DataFrame, level: float) -> str:
         "sources, each with all its shifts (8 of the 15 share alpaca_mmlu and its fitted state). "
         "Calibration errors average only the shifts whose probabilities are continuous "
         "(`calibration_shifts`); `RMS_calibration_error` is upstream's legacy (buggy) formula, "
-        "`rms_calibration_error` the corrected one.\n\n" + markdown_table(table)
+        "`rms_calibration_error` the corrected one. Ties (P = 0.5 exactly) count as correct, "
+        "upstream's rule, so that every published number recomputes exactly (our own GENIES "
+        "table counts them half); `tied pairs` says how many of a row's target pairs that "
+        "decides.\n\n" + markdown_table(table)
     )
 
 
