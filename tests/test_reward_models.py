@@ -18,7 +18,7 @@ from genies.data.splits import build_split, read_split
 from genies.errors import GeniesError
 from genies.interventions import jobs
 from genies.interventions.base import PairData, State
-from genies.interventions.reward_model import TextBatches
+from genies.interventions.reward_model import Checkpoint, TextBatches
 from genies.models.catalog import resolve_model
 from genies.models.loading import load_model, materialise_model
 from genies.paths import fit_work_dir
@@ -235,6 +235,30 @@ def test_a_corrupt_checkpoint_is_refused_naming_it(tiny_dir, splits, tmp_path):
     assert resumed.returncode != 0
     assert f"{checkpoint}: corrupt checkpoint" in resumed.stderr.strip().splitlines()[-1]
     assert not out.exists()
+
+
+def test_a_checkpoint_restores_every_gpus_generator(tmp_path, monkeypatch, capsys):
+    """Dropout on a GPU draws from that GPU's generator: the checkpoint keeps each one's state
+    beside the CPU's (torch.cuda stood in for here: this machine has no GPU), and a resume on
+    another number of GPUs says in one line that it cannot restore them."""
+    states = [torch.tensor([1, 2, 3], dtype=torch.uint8), torch.tensor([4, 5], dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: states)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.extend)
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.AdamW(model.parameters())
+    Checkpoint(tmp_path, "key").save(model, optimizer, 1, [0.5])
+    with torch.no_grad():
+        assert Checkpoint(tmp_path, "key").load(model, optimizer) == (1, [0.5])
+    assert len(restored) == 2 and all(map(torch.equal, restored, states))
+    restored.clear()
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with torch.no_grad():
+        Checkpoint(tmp_path, "key").load(model, optimizer)
+    assert not restored
+    assert "saved the random state of 2 GPU(s), this job has 1" in capsys.readouterr().err
 
 
 def plain_peft_losses(tiny_dir, rows_chosen, rows_rejected, hp) -> list[float]:

@@ -179,6 +179,20 @@ def fingerprint(data: PairData, hyperparameters: dict, seed: int, method: str) -
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
+def restore_cuda_rng(states: list[torch.Tensor], path) -> None:
+    """Every GPU's generator as the checkpoint saved it; said in one line where this job sees
+    another number of GPUs than the one that saved it (its dropout then draws other masks)."""
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if len(states) != available:
+        print(
+            f"{path}: saved the random state of {len(states)} GPU(s), this job has {available}; "
+            "resuming with fresh GPU generators (not the bytes of an uninterrupted fit)",
+            file=sys.stderr,
+        )
+    elif states:
+        torch.cuda.set_rng_state_all(states)
+
+
 class Checkpoint:
     """The work folder's checkpoint: parameters, optimiser, random state, losses, step."""
 
@@ -200,6 +214,7 @@ class Checkpoint:
         load_trainable(model, saved["trainable"], self.path)
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"])
+        restore_cuda_rng(saved["cuda_rng"], self.path)
         print(f"{self.path}: resuming after step {saved['step']}", file=sys.stderr)
         return saved["step"], saved["losses"]
 
@@ -213,6 +228,8 @@ class Checkpoint:
             "trainable": trainable_state(model),
             "optimizer": optimizer.state_dict(),
             "rng": torch.get_rng_state(),
+            # dropout on a GPU draws from each device's own generator
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, lambda tmp: torch.save(saved, tmp))
