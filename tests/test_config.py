@@ -137,8 +137,11 @@ def test_cache_templates_are_what_the_configured_methods_read():
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"max_examples": 3}, r"max_examples: 3 is too few for cra on smollm2-135m .* at least 4"),
-        ({"max_examples": 4}, r"max_examples: 4 is too few for few_shot .* at least 5"),
+        ({"max_examples": 3}, r"max_examples: 3 is too few for cra on smollm2-135m .* at least 5"),
+        (
+            {"max_examples": 4, "interventions": ["zero_shot", "few_shot"]},
+            r"max_examples: 4 is too few for few_shot .* at least 5",
+        ),
         (
             {"max_examples": 5, "hyperparameters": {"few_shot": {"shots": 5}}},
             r"max_examples: 5 is too few for few_shot .* at least 6",
