@@ -48,6 +48,12 @@ rule genies_table:
             for template in TEMPLATES
             for distribution, split in ACTIVATION_SPLITS
         ],
+        # what the table's reproduce section says each model was computed in
+        evaluations=[
+            evaluation
+            for model in CFG.models
+            for evaluation in needed_evaluations(model, CFG.interventions, CFG.shifts)
+        ],
         code=code("genies-table"),
     output:
         csv=f"{GENIES_TABLE}.csv",
@@ -65,7 +71,7 @@ rule genies_table:
         config=json.dumps(results_config(config), sort_keys=True, separators=(",", ":")),
     shell:
         "genies genies-table --tidy {input.tidy} --config '{params.config}' "
-        "--sidecars {input.sidecars} 2> {log}"
+        "--sidecars {input.sidecars} --evaluations {input.evaluations} 2> {log}"
 
 
 rule genies_figures:

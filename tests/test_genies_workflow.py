@@ -19,6 +19,7 @@ from genies.config import load_config
 from genies.data.vendored import SPLITS
 from genies.models import footprint
 from genies.models.catalog import resolve_model
+from genies.models.devices import compute_dtype
 from genies.models.footprint import Work
 from genies.models.manifest import MANIFEST
 from tests import slurm_cluster
@@ -82,6 +83,10 @@ def test_the_table_has_a_row_per_intervention_and_the_promised_columns(built):
         document["reproduce"]["models"]["tiny-llama"]["weights_sha256"]
         == (manifest["weights_sha256"])
     )
+    # what every evaluation was computed in: the test config's dtype auto, on this CPU
+    recorded = document["reproduce"]["models"]["tiny-llama"]
+    assert recorded["compute_dtypes"] == [compute_dtype("auto", "cpu")]
+    assert recorded["device_types"] == ["cpu"]
     assert document["table"]["tiny-llama"]["mms"]["generalization_accuracy"] == pytest.approx(
         table.set_index("intervention").loc["mms", "generalization_accuracy"], abs=1e-6
     )

@@ -222,7 +222,7 @@ def cmd_shift_metrics(args) -> None:
 def cmd_genies_table(args) -> None:
     from genies.evaluation.model_jobs import genies_table_job
 
-    table = genies_table_job(args.tidy, args.config, args.sidecars)
+    table = genies_table_job(args.tidy, args.config, args.sidecars, args.evaluations)
     print(f"wrote the GENIES table: {len(table)} rows", file=sys.stderr)
 
 
@@ -276,12 +276,14 @@ def cmd_check_config(args) -> None:
 
 
 def cmd_pull(args) -> None:
-    from genies.dvc_stages import pull
+    from genies.dvc_stages import dtype_notes, pull
 
     pulled, skipped = pull()
     print(f"pulled and marked current: {', '.join(pulled) or 'nothing'}")
     for stage, why in skipped.items():
         print(f"not pulled: {stage} (recorded for other inputs: {brief(why)})")
+    for note in dtype_notes() if pulled else []:
+        print(note)
 
 
 def brief(items: list[str], shown: int = 3) -> str:
@@ -471,6 +473,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")
     sub.add_argument("--config", type=json_object, required=True, help="JSON: the validated config")
     sub.add_argument("--sidecars", nargs="*", default=[], help="the activation cache's sidecars")
+    sub.add_argument(
+        "--evaluations", nargs="*", default=[], help="the evaluation files (for their dtypes)"
+    )
 
     sub = command("genies-figures", cmd_genies_figures, "the figures of the configured models")
     sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")

@@ -255,5 +255,39 @@ def pull() -> tuple[list[str], dict[str, list[str]]]:
     return [stage.name for stage in pulled], skipped
 
 
+def recorded_dtypes(model: str, root: Path = Path(".")) -> set[str]:
+    """The compute dtypes that `model`'s activation caches and evaluations record."""
+    from genies.interventions.jobs import evaluation_facts
+
+    sidecars = (root / "results/activations" / model).glob("**/*.json")
+    found = {json.loads(path.read_text(encoding="utf-8")).get("compute_dtype") for path in sidecars}
+    evaluations = (root / "results/evaluations" / model).glob("**/*.parquet")
+    found |= {evaluation_facts(path).get("compute_dtype") for path in evaluations}
+    return found - {None}
+
+
+def dtype_notes(root: Path = Path(".")) -> list[str]:
+    """One line per configured model whose artifacts were computed in another dtype than its
+    `dtype` setting resolves to here ("auto": bfloat16 on a GPU or a CPU with native bfloat16):
+    a job rerun here would refuse to combine its output with them."""
+    import torch
+
+    from genies.models.devices import compute_dtype
+
+    notes = []
+    for model, settings in load_config(root / CONFIG).models.items():
+        gpu = torch.cuda.is_available() and settings.get("gpus", 1) > 0
+        device = "cuda" if gpu else "cpu"
+        here = compute_dtype(settings["dtype"], device)
+        found = sorted(recorded_dtypes(model, root))
+        if found and found != [here]:
+            notes.append(
+                f"note: {model}'s pulled artifacts were computed in {', '.join(found)}, but "
+                f"dtype {settings['dtype']} computes {here} on this machine ({device}): jobs "
+                f"rerun here refuse to combine with them unless its dtype is set to {found[0]}"
+            )
+    return notes
+
+
 if __name__ == "__main__":  # from the repository root, as the config's paths are
     Path("dvc.yaml").write_text(dvc_yaml(Path(".")), encoding="utf-8")

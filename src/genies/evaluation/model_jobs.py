@@ -18,7 +18,7 @@ from genies.evaluation.genies_table import (
 from genies.evaluation.model_tables import BASELINE, model_shift_table, write_upstream_tables
 from genies.files.atomic import write_atomic
 from genies.files.tables import write_csv
-from genies.interventions.jobs import distribution_rows, read_evaluation
+from genies.interventions.jobs import distribution_rows, evaluation_facts, read_evaluation
 
 SHIFT_COLUMNS = [
     "model",
@@ -128,17 +128,32 @@ def shift_metrics_job(model, methods, shift_names, raw_dir, bootstrap: dict) -> 
     return tidy
 
 
-def genies_table_job(tidy_paths: list[str], config: dict, sidecars: list[str]) -> pd.DataFrame:
+def computed_in(evaluations: list[str]) -> dict[str, dict[str, list[str]]]:
+    """Per model, the compute dtypes and device types its evaluation files record."""
+    found: dict[str, dict[str, set]] = {}
+    for path in evaluations:
+        facts = evaluation_facts(path)
+        kinds = found.setdefault(facts["model"], {"compute_dtypes": set(), "device_types": set()})
+        if facts.get("compute_dtype"):  # a method that computes nothing records none
+            kinds["compute_dtypes"].add(facts["compute_dtype"])
+            kinds["device_types"].add(facts["device_type"])
+    return {model: {k: sorted(v) for k, v in kinds.items()} for model, kinds in found.items()}
+
+
+def genies_table_job(
+    tidy_paths: list[str], config: dict, sidecars: list[str], evaluations: list[str]
+) -> pd.DataFrame:
     from genies.models.manifest import read_manifest
 
     tidy = read_tidy(tidy_paths)
     seed, level = config["seed"], config["bootstrap"]["level"]
     resamples = config["bootstrap"]["resamples"]
     table = genies_table(tidy, config["max_examples"], seed, resamples, level)
-    models = {}
+    models, computed = {}, computed_in(evaluations)
     for model in config["models"]:
         manifest = read_manifest(Path(paths.model_dir(model)))
         models[model] = {"weights_sha256": manifest["weights_sha256"], "source": manifest["source"]}
+        models[model] |= computed.get(model, {"compute_dtypes": [], "device_types": []})
     reproduce = {"config": config, "seed": seed, "models": models}
     write_genies_table(table, level, paths.GENIES_TABLE, reproduce, truncation_notes(sidecars))
     write_csv(tidy[SHIFT_COLUMNS], paths.GENIES_SHIFTS)

@@ -9,6 +9,11 @@ untrained method) scoring every distribution that state is evaluated on, one row
 (`distribution`, `pair_id`, `example_id`, `probability` = P(preferred)), with the same facts in
 its metadata: one job loads the model and the state once for all of them. Evaluating refuses a
 state fitted by another method, with other hyper-parameters or on another base model.
+
+Both record the compute dtype and device type they were made with (`computed_with`): those of the
+cache files they read, of the model they ran, and of the state they score. A job whose inputs were
+computed in different dtypes (a state fitted on bfloat16 caches scored on float32 ones, caches of
+both in one fit) is refused before it writes anything: the difference would pass for a shift.
 """
 
 import json
@@ -110,8 +115,47 @@ def data_hashes(data: PairData, activation_paths: dict, files: list) -> dict[str
     return hashes
 
 
-def facts(method, hyperparameters: dict, seed: int, manifest: dict, hashes: dict) -> dict:
+def input_records(data: PairData, activation_paths: dict, model_dir) -> dict[str, dict]:
+    """What each input of one split records of how it was computed: its cache files' metadata,
+    and the model the job runs (if it runs one)."""
+    from genies.models.activations import computed_with as model_computed_with
+
+    records = {
+        str(path): data.activations[template][1] for template, path in activation_paths.items()
+    }
+    if data.model is not None:
+        records[f"the model run from {model_dir}"] = model_computed_with(data.model.model)
+    return records
+
+
+def computed_with(records: dict[str, dict]) -> dict:
+    """The compute dtype and device type(s) ("cpu+cuda" for several) of what a job combines,
+    from what each input records (an input that computed nothing records neither); refuses
+    inputs computed in different dtypes, naming two of them."""
+    dtypes = {name: record.get("compute_dtype") for name, record in records.items()}
+    dtypes = {name: dtype for name, dtype in dtypes.items() if dtype}
+    if len(set(dtypes.values())) > 1:
+        (first, dtype), *others = dtypes.items()
+        other, other_dtype = next((n, d) for n, d in others if d != dtype)
+        raise GeniesError(
+            f"{first} was computed in {dtype} but {other} in {other_dtype}: a job never mixes "
+            "compute dtypes; rebuild one of them in the other's dtype"
+        )
+    kinds = {
+        kind
+        for record in records.values()
+        for kind in (record.get("device_type") or "").split("+")
+        if kind
+    }
     return {
+        "compute_dtype": next(iter(dtypes.values()), None),
+        "device_type": "+".join(sorted(kinds)) or None,
+    }
+
+
+def facts(method, hyperparameters: dict, seed: int, manifest: dict, hashes: dict, made) -> dict:
+    return {
+        **made,
         "intervention": method.name,
         "hyperparameters": hyperparameters,
         "seed": seed,
@@ -143,11 +187,12 @@ def fit(
         data = pair_data(
             method, split_path, pairs, examples, activation_paths, manifest, settings, model
         )
+        made = computed_with(input_records(data, activation_paths, model_dir))
         data.shots = examples
         data.work_dir = Path(fit_work_dir(out))
         state = method.fit(data, hyperparameters, seed)
     hashes = data_hashes(data, activation_paths, [split_path])
-    info = facts(method, hyperparameters, seed, manifest, hashes)
+    info = facts(method, hyperparameters, seed, manifest, hashes, made)
     info |= {"pairs": len(data.pairs), "max_examples": max_examples, "fitted": state.info}
     write_state(out, state, info)
     shutil.rmtree(data.work_dir, ignore_errors=True)
@@ -210,19 +255,22 @@ def evaluate(
     (its test split, its cache files by template). Written to `out` as one Parquet file."""
     method = interventions.get(name)
     manifest = model_manifest(model_dir)
-    tables, hashes = [], {}
+    tables, hashes, records = [], {}, {}
     with ExitStack() as stack:
         model = load_model_read(method, model_dir, settings, stack)
         if method.trained:
             state, info = read_state(state_path)
             check_state(state_path, info, name, hyperparameters, seed, manifest)
             hashes[str(state_path)] = sha256_file(state_path)
+            records[str(state_path)] = info
         for distribution, (split_path, activation_paths) in sorted(inputs.items()):
             examples = read_examples(split_path, max_examples, seed)
             pairs = evaluation_pairs(examples)
             data = pair_data(
                 method, split_path, pairs, examples, activation_paths, manifest, settings, model
             )
+            records |= input_records(data, activation_paths, model_dir)
+            made = computed_with(records)  # before scoring: a refused job costs nothing
             if not method.trained:
                 state = method.fit(replace(data, pairs=pairs.iloc[:0]), hyperparameters, seed)
             probability = np.asarray(method.score(data, hyperparameters, state), dtype=float)
@@ -245,7 +293,7 @@ def evaluate(
             )
             hashes |= data_hashes(data, activation_paths, [split_path])
     table = pd.concat(tables, ignore_index=True)
-    written = facts(method, hyperparameters, seed, manifest, hashes) | {"pairs": len(table)}
+    written = facts(method, hyperparameters, seed, manifest, hashes, made) | {"pairs": len(table)}
     schema = EVALUATION_SCHEMA.with_metadata({FACTS_KEY: json.dumps(written, sort_keys=True)})
     write_parquet(pa.Table.from_pandas(table, schema=schema, preserve_index=False), out)
     return table
@@ -253,6 +301,16 @@ def evaluate(
 
 def read_evaluation(path: str | os.PathLike) -> pd.DataFrame:
     return read_parquet(path, EVALUATION_SCHEMA, "evaluation file")
+
+
+def evaluation_facts(path: str | os.PathLike) -> dict:
+    """What an evaluation file records of how it was made (`facts`), without reading its rows."""
+    import pyarrow.parquet as pq
+
+    try:
+        return json.loads(pq.read_schema(path).metadata[FACTS_KEY])
+    except (pa.ArrowException, OSError, KeyError, TypeError, ValueError) as exc:
+        raise GeniesError(f"{path}: unreadable evaluation file ({exc}); rebuild it") from exc
 
 
 def distribution_rows(table: pd.DataFrame, distribution: str, path) -> pd.DataFrame:

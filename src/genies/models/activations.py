@@ -343,6 +343,15 @@ def spec_metadata(spec: ExtractionSpec) -> dict:
     return {**asdict(spec), "position": "last_token"}
 
 
+def computed_with(model) -> dict[str, str]:
+    """What a model computes in, as every artifact records it in its identity: the dtype, and the
+    kind of device, which changes the numbers (which GPU of a node does not)."""
+    return {
+        "compute_dtype": str(model.dtype).removeprefix("torch."),
+        "device_type": model.device.type,
+    }
+
+
 def cache_metadata(loaded, split_path, split, spec, sample, rows, stats) -> dict:
     """(identity, run record) of one cache file: what it holds and how it was computed."""
     manifest = loaded.manifest
@@ -350,9 +359,7 @@ def cache_metadata(loaded, split_path, split, spec, sample, rows, stats) -> dict
         "model": manifest["name"],
         "weights_sha256": manifest["weights_sha256"],
         "tokenizer": manifest.get("tokenizer", {}),
-        "compute_dtype": str(loaded.model.dtype).removeprefix("torch."),
-        # the kind of device, which changes the numbers; which GPU of a node does not
-        "device_type": loaded.model.device.type,
+        **computed_with(loaded.model),
         **spec_metadata(spec),
         "split": str(split_path),
         "split_sha256": sha256_file(split_path),
