@@ -133,7 +133,7 @@ def main() -> None:
     pairs = training_pairs(split, seed=0)
     method = get("lora_fine_tuning")
     hp = {key: spec["default"] for key, spec in method.hyperparameters.items()}
-    hp |= {"steps": args.steps, "batch_size": args.batch_size, "max_length": args.max_length}
+    hp |= {"steps": args.steps, "batch_size": args.batch_size}
 
     def fresh():
         loaded = load_model(args.model_dir, args.device, args.dtype)
@@ -160,7 +160,12 @@ def main() -> None:
 
     project = Timer(args.device)
     loaded = fresh()
-    data = PairData(pairs, model=loaded, device=args.device, settings={"batch_size": 16})
+    data = PairData(
+        pairs,
+        model=loaded,
+        device=args.device,
+        settings={"batch_size": 16, "max_length": args.max_length},
+    )
     handle = register_optimizer_step_post_hook(project.tick)
     try:
         project.stamps = [time.perf_counter()]

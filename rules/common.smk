@@ -197,10 +197,15 @@ def model_how(wildcards):
 
 
 def model_settings_read(wildcards):
-    """The model's dtype for methods that run it; nothing for methods that read the cache, so
-    that a dtype change does not rerun them."""
+    """The model's dtype and max_length (where texts are cut) for methods that run it; nothing
+    for methods that read the cache, so that a change of either does not rerun them."""
     method = interventions.registry()[wildcards.intervention]
-    return {"dtype": CFG.models[wildcards.model]["dtype"]} if method.reads.model else {}
+    settings = CFG.models[wildcards.model]
+    return (
+        {"dtype": settings["dtype"], "max_length": settings["max_length"]}
+        if method.reads.model
+        else {}
+    )
 
 
 # Params that are functions of the wildcards alone: Snakemake records those and reruns a job

@@ -76,11 +76,12 @@ def test_a_lora_fit_uses_less_than_it_asks(smollm2, split, tmp_path):
     folder, manifest = smollm2
     method = get("lora_fine_tuning")
     defaults = {key: spec["default"] for key, spec in method.hyperparameters.items()}
-    hyperparameters = defaults | {"steps": 2, "batch_size": 4, "max_length": MAX_LENGTH}
+    hyperparameters = defaults | {"steps": 2, "batch_size": 4}
     peak, seconds = measured(
         "fit", "lora_fine_tuning", "--model-dir", str(folder), "--split", str(split),
         "--activations", "--hyperparameters", json.dumps(hyperparameters),
-        "--settings", json.dumps({"dtype": "float32"}), "--seed", "0", "--threads", "1",
+        "--settings", json.dumps({"dtype": "float32", "max_length": MAX_LENGTH}),
+        "--seed", "0", "--threads", "1",
         "--batch-size", str(BATCH), "--gpus", "0", "--out", str(tmp_path / "lora.safetensors"),
     )  # fmt: skip
     texts, batch = method.fit_texts(hyperparameters)

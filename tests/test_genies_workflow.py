@@ -432,12 +432,9 @@ def test_each_job_asks_for_the_memory_and_time_of_its_model_and_texts(built, tmp
                 work = Work(texts(inputs) * templates, model["batch_size"], model["max_length"])
             else:
                 hyperparameters = config.hyperparameters["tiny-llama"][method.name]
-                # the scoring methods' texts: the model's length (few-shot: each shot's too);
-                # the reward models cut theirs at their own max_length
-                length = {
-                    "zero_shot": model["max_length"],
-                    "few_shot": (hyperparameters.get("shots", 0) + 1) * model["max_length"],
-                }.get(method.name, hyperparameters.get("max_length"))
+                # every method cuts a text at the model's length (few-shot: each shot too)
+                shots = hyperparameters.get("shots", 0) if method.name == "few_shot" else 0
+                length = (shots + 1) * model["max_length"]
                 if job["rule"] == "evaluate":
                     work = Work(texts(inputs), model["batch_size"], length)
                 elif method.name == "few_shot":  # draws its shots, trains nothing

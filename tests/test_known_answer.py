@@ -49,7 +49,6 @@ CONFIG = {
             "batch_size": 4,
             "learning_rate": 1e-3,
             "r": 8,
-            "max_length": 64,
         }
     },
     "max_examples": None,

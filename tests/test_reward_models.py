@@ -136,7 +136,7 @@ def test_a_reward_does_not_depend_on_its_batch(name, tiny_dir, splits):
             if parameter.requires_grad:
                 parameter.add_(0.05 * torch.randn_like(parameter))
     model.eval()
-    texts = TextBatches(loaded, hp["max_length"], hp.get("virtual_tokens", 0))
+    texts = TextBatches(loaded, SETTINGS["max_length"], hp.get("virtual_tokens", 0))
     prompts = list(data.pairs.prompt[:6])
     responses = [" stone" * (1 + 2 * i) for i in range(6)]  # lengths differ: rows get padded
     batched = rewards(model, texts, prompts, responses, batch_size=6, device="cpu")
@@ -309,7 +309,8 @@ def test_lora_losses_equal_a_plain_peft_loop_on_the_same_batches(tiny_dir, split
     hp = hyperparameters("lora_fine_tuning", steps=6, batch_size=4, dropout=0.0)
     method, state = fit("lora_fine_tuning", tiny_dir, splits, **hp)
     pairs = training_pairs(read_split(splits["train"]), seed=0)
-    texts = TextBatches(fresh(tiny_dir), hp["max_length"], 0)  # the tokens both loops train on
+    # the tokens both loops train on
+    texts = TextBatches(fresh(tiny_dir), SETTINGS["max_length"], 0)
     chosen = texts.rows(list(pairs.prompt), list(pairs.chosen))
     rejected = texts.rows(list(pairs.prompt), list(pairs.rejected))
     plain = plain_peft_losses(tiny_dir, chosen, rejected, hp)

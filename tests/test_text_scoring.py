@@ -12,11 +12,13 @@ from genies.data.pairs import evaluation_pairs, training_pairs
 from genies.errors import GeniesError
 from genies.interventions import registry, text_scoring
 from genies.interventions.base import PairData
-from genies.interventions.few_shot import SEPARATOR, FewShot, draw_shots, shot_prompts
-from genies.interventions.text_scoring import fit_context, response_log_likelihoods, tokenisation
+from genies.interventions.few_shot import SEPARATOR, FewShot, draw_shots, pair_shots
+from genies.interventions.text_scoring import encode, response_log_likelihoods, tokenisation
 from genies.interventions.zero_shot import ZeroShot
+from genies.models import activations
 from genies.models.catalog import resolve_model
 from genies.models.loading import load_model, materialise_model
+from genies.models.templates import render
 
 METHODS = {"zero_shot": ZeroShot, "few_shot": FewShot}
 WORDS = "the quick brown fox jumps over the lazy dog while the assistant answers"
@@ -62,39 +64,45 @@ def tiny_without_bos(tiny):
     return dataclasses.replace(tiny, manifest=manifest)
 
 
-def pair_data(loaded, pairs, batch_size=8, shots=None) -> PairData:
-    # max_length is the activation cache's: tiny here, and text scoring must ignore it
-    return PairData(
-        pairs=pairs, model=loaded, shots=shots, settings={"batch_size": batch_size, "max_length": 8}
+LONG = 512  # a max_length no text of these tests reaches but the long ones
+
+
+def pair_data(loaded, pairs, batch_size=8, shots=None, max_length=LONG) -> PairData:
+    settings = {"batch_size": batch_size, "max_length": max_length}
+    return PairData(pairs=pairs, model=loaded, shots=shots, settings=settings)
+
+
+def fitted(method: str, loaded, seed=0, shots=None, max_length=LONG):
+    data = pair_data(
+        loaded, evaluation_pairs(split_of("x", [])), shots=shots, max_length=max_length
     )
+    return METHODS[method]().fit(data, {}, seed)
 
 
-def fitted(method: str, loaded, seed=0, shots=None):
-    return METHODS[method]().fit(
-        pair_data(loaded, evaluation_pairs(split_of("x", [])), shots=shots), {}, seed
-    )
-
-
-def reference_score(loaded, prompt, response, bos: bool, context=None) -> float:
-    """Summed log-probability of response + EOS after the prompt: one unpadded forward pass."""
+def reference_score(loaded, prompt, response, bos: bool, max_length=None, shots=()) -> float:
+    """Summed log-probability of response + EOS after the prompt (and `shots` before it), each
+    piece's tokens cut here by hand to their last `max_length`: one unpadded forward pass."""
     tokenizer = loaded.tokenizer
+
+    def ids_of(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
     head = [tokenizer.bos_token_id] if bos else []
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
-    response_ids.append(tokenizer.eos_token_id)
-    if context is not None:  # cut the prompt from the left to fit
-        excess = len(head) + len(prompt_ids) + len(response_ids) - context
-        prompt_ids = prompt_ids[max(excess, 0) :]
-    ids = torch.tensor([head + prompt_ids + response_ids])
+    response_ids = [*ids_of(response), tokenizer.eos_token_id]
+    pieces = [ids_of(shot) for shot in shots] + [ids_of(prompt) + response_ids]
+    pieces[0] = head + pieces[0]
+    if max_length is not None:
+        pieces = [piece[max(len(piece) - max_length, 0) :] for piece in pieces]
+    ids = torch.tensor([[token for piece in pieces for token in piece]])
     with torch.no_grad():
         log_probs = loaded.model(ids).logits[0].double().log_softmax(dim=-1)
-    start = len(head) + len(prompt_ids)
+    start = max(ids.shape[1] - min(len(response_ids), len(pieces[-1])), 1)
     return sum(log_probs[t - 1, ids[0, t]].item() for t in range(start, ids.shape[1]))
 
 
-def reference_probability(loaded, prompt, chosen, rejected, bos: bool, context=None) -> float:
-    difference = reference_score(loaded, prompt, chosen, bos, context) - reference_score(
-        loaded, prompt, rejected, bos, context
+def reference_probability(loaded, prompt, chosen, rejected, bos: bool, **cut) -> float:
+    difference = reference_score(loaded, prompt, chosen, bos, **cut) - reference_score(
+        loaded, prompt, rejected, bos, **cut
     )
     return 1 / (1 + math.exp(-difference))
 
@@ -122,7 +130,9 @@ def test_zero_shot_equals_summed_log_likelihoods_of_unpadded_forward_passes(
     assert ((scores > 0.05) & (scores < 0.95)).all()
     # and the summed log-likelihoods themselves
     prompts, responses = list(pairs.prompt), list(pairs.rejected)
-    sums = response_log_likelihoods(loaded, tokenisation(loaded), prompts, responses, 8, "cpu")
+    sums = response_log_likelihoods(
+        loaded, tokenisation(loaded, LONG), prompts, responses, 8, "cpu"
+    )
     expected_sums = [
         reference_score(loaded, prompt, response, bos)
         for prompt, response in zip(prompts, responses, strict=True)
@@ -143,7 +153,7 @@ def test_scores_do_not_depend_on_batch_size_or_padding(tiny):
     ]
     np.testing.assert_allclose(together, alone, rtol=0, atol=1e-5)
     # the per-text log-likelihoods too, which differ by tens of nats between texts
-    spec = tokenisation(tiny)
+    spec = tokenisation(tiny, LONG)
     texts = list(pairs.prompt), list(pairs.rejected)
     batched = response_log_likelihoods(tiny, spec, *texts, batch_size=8, device="cpu")
     single = response_log_likelihoods(tiny, spec, *texts, batch_size=1, device="cpu")
@@ -165,27 +175,77 @@ def test_each_distinct_text_is_scored_once(tiny, monkeypatch):
     assert len(scored) == 9
 
 
-def test_fit_context_cuts_the_prompt_start_then_the_response_end():
-    assert fit_context([1], [2, 3], [6, 7], 5) == ([1, 2, 3], [6, 7])
-    assert fit_context([1], [2, 3, 4, 5], [6, 7], 5) == ([1, 4, 5], [6, 7])
-    assert fit_context([1], [2, 3], [6, 7, 8, 9, 10], 4) == ([1], [6, 7, 8])
-    # without BOS one prompt token stays, to predict the response's first token
-    assert fit_context([], [2, 3], [6, 7, 8, 9], 3) == ([3], [6, 7])
+class FakeTokenizer:
+    """Token ids written in the text: "1 2 3" is [1, 2, 3]."""
+
+    def __call__(self, texts, **kwargs):
+        return {"input_ids": [[int(word) for word in text.split()] for text in texts]}
 
 
-def test_texts_longer_than_the_context_lose_the_start_of_their_prompt(tiny, monkeypatch, capsys):
-    context = 48
-    monkeypatch.setattr(tiny.model.config, "max_position_embeddings", context)
-    split = split_of("toy/test", [2, 2], prompt_words=[2, 80])
-    pairs = evaluation_pairs(split)
-    state = fitted("zero_shot", tiny)
-    scores = ZeroShot().score(pair_data(tiny, pairs), {}, state)
+def test_encode_keeps_the_last_max_length_tokens_of_each_piece():
+    spec = text_scoring.Tokenisation(bos_id=0, eos_id=9, max_length=5)
+    rows = encode(FakeTokenizer(), spec, ["1 2", "1 2 3 4", "1"], ["5", "5 6", "5 6 7 8"])
+    assert rows == [
+        ([0, 1, 2], [5, 9]),  # short: whole, BOS included
+        ([3, 4], [5, 6, 9]),  # the prompt and BOS lose their start
+        ([5], [6, 7, 8, 9]),  # a response too long alone keeps its end, one token unscored
+    ]
+    # shots: BOS before the first, each piece cut on its own
+    shots = [("1 2 3 4 5 6",)]
+    assert encode(FakeTokenizer(), spec, ["7"], ["8"], shots) == [([2, 3, 4, 5, 6, 7], [8, 9])]
+
+
+def test_a_text_longer_than_max_length_scores_as_its_last_max_length_tokens(tiny, capsys):
+    # the prompt of the second example is cut; the first fits whole
+    max_length = 48
+    pairs = evaluation_pairs(split_of("toy/test", [2, 2], prompt_words=[2, 80]))
+    state = fitted("zero_shot", tiny, max_length=max_length)
+    scores = ZeroShot().score(pair_data(tiny, pairs, max_length=max_length), {}, state)
     expected = [
-        reference_probability(tiny, pair.prompt, pair.chosen, pair.rejected, True, context)
+        reference_probability(
+            tiny, pair.prompt, pair.chosen, pair.rejected, True, max_length=max_length
+        )
         for pair in pairs.itertuples()
     ]
     np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
-    assert "2 of 4 texts lost the start of their prompt, 0 the end" in capsys.readouterr().err
+    assert "2 of 4 texts (shots counted) lost their start" in capsys.readouterr().err
+    uncut = [
+        reference_probability(tiny, pair.prompt, pair.chosen, pair.rejected, True)
+        for pair in pairs.itertuples()
+    ]
+    assert abs(scores[1] - uncut[1]) > 1e-3  # the cut changes the long text's score
+
+
+def test_the_cache_zero_shot_and_the_reward_models_cut_a_long_text_alike(tiny, monkeypatch):
+    max_length = 40
+    split = split_of("toy/test", [2], prompt_words=[60])
+    pairs = evaluation_pairs(split)
+    prompt, response = pairs.prompt[0], pairs.chosen[0]
+    tokenizer = tiny.tokenizer
+    # the text's tokens (BOS, prompt, response) as the tokenizer gives them, EOS after
+    text_ids = tokenizer(render("raw", prompt, response))["input_ids"]
+    assert text_ids[0] == tokenizer.bos_token_id and len(text_ids) > max_length + 10
+    scored_ids = [*text_ids, tokenizer.eos_token_id]
+
+    cache_ids = activations.encode(tokenizer, [render("raw", prompt, response)], max_length)[0][0]
+    seen = []
+    original = text_scoring.log_likelihoods
+
+    def recording(model, rows, *args):
+        seen.extend(prefix + scored for prefix, scored in rows)
+        return original(model, rows, *args)
+
+    monkeypatch.setattr(text_scoring, "log_likelihoods", recording)
+    data = pair_data(tiny, pairs.iloc[:1], max_length=max_length)
+    ZeroShot().score(data, {}, fitted("zero_shot", tiny, max_length=max_length))
+    lora = registry()["lora_fine_tuning"]().texts(data, {})
+    prompt_tuning = registry()["prompt_tuning"]().texts(data, {"virtual_tokens": 3})
+
+    # the cache reads the text without EOS, the others with it: each its last max_length tokens
+    assert cache_ids == text_ids[-max_length:]
+    assert scored_ids[-max_length:] in seen
+    assert lora.rows([prompt], [response]) == [scored_ids[-max_length:]]
+    assert prompt_tuning.rows([prompt], [response]) == [[-1] * 3 + scored_ids[-max_length:]]
 
 
 def test_an_empty_prompt_without_bos_is_an_error(tiny_without_bos):
@@ -205,12 +265,13 @@ def source_train():
     return split_of("src/train", [2, 3] * 6, prompt_words=list(range(2, 14)))
 
 
-def few_shot_scores(loaded, pairs, source, seed, batch_size=8):
+def few_shot_scores(loaded, pairs, source, seed, batch_size=8, max_length=LONG):
     method = FewShot()
-    state = method.fit(pair_data(loaded, training_pairs(source, seed), shots=source), {}, seed)
-    hyperparameters = {"shots": 4}
-    scores = method.score(pair_data(loaded, pairs, batch_size), hyperparameters, state)
-    return scores, shot_prompts(pairs, state.info, 4), state
+    fit_data = pair_data(loaded, training_pairs(source, seed), shots=source, max_length=max_length)
+    state = method.fit(fit_data, {}, seed)
+    data = pair_data(loaded, pairs, batch_size, max_length=max_length)
+    scores = method.score(data, {"shots": 4}, state)
+    return scores, pair_shots(pairs, state.info, 4), state
 
 
 def test_few_shot_is_seeded_and_scores_the_prompt_after_its_shots(tiny, source_train):
@@ -223,19 +284,34 @@ def test_few_shot_is_seeded_and_scores_the_prompt_after_its_shots(tiny, source_t
     assert other_prompts != prompts
 
     pool = state.info["pool"]
-    for pair, prompt in zip(pairs.itertuples(), prompts, strict=True):
+    for pair, shots in zip(pairs.itertuples(), prompts, strict=True):
         picked = draw_shots(pool["example_id"], pair.example_id, 0, 4)
-        shots = [SEPARATOR + pool["prompt"][i] + pool["response"][i] for i in picked]
-        assert prompt == "".join(shots) + SEPARATOR + pair.prompt
-        assert len(set(picked)) == 4
+        upstream = [SEPARATOR + pool["prompt"][i] + pool["response"][i] for i in picked]
+        assert "".join(shots) == "".join(upstream) + SEPARATOR  # then the pair's own prompt
+        assert len(shots) == len(set(picked)) == 4
     # the shots are the preferred responses of the source examples
     source = source_train.set_index("example_id")
     first = source.loc[pool["example_id"][0]]
     assert pool["response"][0] == first.responses[first.preferred]
-    # and the scores are zero_shot's on those prompts
+    # and the scores are zero_shot's after those shots
     expected = [
-        reference_probability(tiny, prompt, pair.chosen, pair.rejected, True)
-        for pair, prompt in zip(pairs.itertuples(), prompts, strict=True)
+        reference_probability(tiny, pair.prompt, pair.chosen, pair.rejected, True, shots=shots)
+        for pair, shots in zip(pairs.itertuples(), prompts, strict=True)
+    ]
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
+
+
+def test_few_shot_cuts_each_shot_and_the_text_to_max_length(tiny):
+    # shots of 20 to 100 words and a prompt of 80: most pieces are longer than max_length
+    max_length = 40
+    source = split_of("src/train", [2] * 6, prompt_words=[20, 40, 60, 80, 100, 30])
+    pairs = evaluation_pairs(split_of("tgt/test", [2, 2], prompt_words=[3, 80]))
+    scores, shots, _ = few_shot_scores(tiny, pairs, source, seed=0, max_length=max_length)
+    expected = [
+        reference_probability(
+            tiny, pair.prompt, pair.chosen, pair.rejected, True, max_length=max_length, shots=s
+        )
+        for pair, s in zip(pairs.itertuples(), shots, strict=True)
     ]
     np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
 
@@ -260,9 +336,9 @@ def test_an_examples_shots_do_not_depend_on_the_other_examples_scored(tiny, sour
     state = FewShot().fit(
         pair_data(tiny, training_pairs(source_train, 0), shots=source_train), {}, 0
     )
-    everything = dict(zip(pairs.pair_id, shot_prompts(pairs, state.info, 4), strict=True))
+    everything = dict(zip(pairs.pair_id, pair_shots(pairs, state.info, 4), strict=True))
     kept = pairs[pairs.example_id.isin(["tgt/test/1", "tgt/test/4"])].iloc[::-1]
-    for pair_id, prompt in zip(kept.pair_id, shot_prompts(kept, state.info, 4), strict=True):
+    for pair_id, prompt in zip(kept.pair_id, pair_shots(kept, state.info, 4), strict=True):
         assert prompt == everything[pair_id]
 
 
@@ -276,7 +352,7 @@ def test_few_shot_fit_needs_the_source_training_split(tiny):
 
 @pytest.mark.parametrize("method", ["zero_shot", "few_shot"])
 def test_state_records_bos_and_the_join(tiny, tiny_without_bos, source_train, method):
-    expected = {"bos": True, "join": "separate", "eos": True, "context": 512}
+    expected = {"bos": True, "join": "separate", "eos": True, "max_length": LONG}
     assert fitted(method, tiny, shots=source_train).info["tokenisation"] == expected
     without = fitted(method, tiny_without_bos, shots=source_train).info["tokenisation"]
     assert without == {**expected, "bos": False}

@@ -1,10 +1,13 @@
 """`few_shot`: zero_shot's scoring, with solved examples of the source distribution in the prompt.
 
 For every evaluation example, `shots` (default 4) distinct examples of the source's training split
-are drawn. Each shot is "\\n\\n" + its prompt + its preferred response, and the prompt scored is
-the concatenated shots + "\\n\\n" + the example's own prompt (as upstream, SPEC §4.2). Responses
-are then scored as in zero_shot: summed log-likelihood of response + EOS given that prompt,
-P(preferred) the softmax over the pair (genies.interventions.text_scoring).
+are drawn. The text scored is "\\n\\n" + shot prompt + preferred response for each shot, then
+"\\n\\n" + the example's own prompt (as upstream, SPEC §4.2). Responses are then scored as in
+zero_shot: summed log-likelihood of response + EOS given what precedes it, P(preferred) the softmax
+over the pair (genies.interventions.text_scoring). Each shot (its "\\n\\n" included) and the
+example's own text are tokenised and cut to the model's `max_length` one by one, by the rule every
+method shares, so the example's own tokens are zero_shot's (bar BOS, which opens the first shot)
+and the whole stays within (shots + 1) * max_length.
 
 `fit` learns nothing from the pairs: it stores the shot pool (example ids, prompts and preferred
 responses of the source's training split), the seed and the tokenisation, so that scoring needs
@@ -59,20 +62,24 @@ def draw_shots(pool_ids: list[str], example_id: str, seed: int, shots: int) -> l
     return picked
 
 
-def few_shot_prompt(prompt: str, shots: list[tuple[str, str]]) -> str:
-    """`prompt` after its shots, each a (prompt, preferred response)."""
-    return "".join(SEPARATOR + shot + response for shot, response in shots) + SEPARATOR + prompt
+def shot_texts(shots: list[tuple[str, str]]) -> tuple[str, ...]:
+    """The texts before a prompt, one per shot (prompt, preferred response): each opens with the
+    separator and the last ends with the one before the prompt, so that the prompt itself is
+    zero_shot's."""
+    texts = [SEPARATOR + prompt + response for prompt, response in shots]
+    return (*texts[:-1], texts[-1] + SEPARATOR)
 
 
-def shot_prompts(pairs: pd.DataFrame, info: dict, shots: int) -> list[str]:
-    """The prompt scored for each pair: its example's shots, then the pair's prompt."""
+def pair_shots(pairs: pd.DataFrame, info: dict, shots: int) -> list[tuple[str, ...]]:
+    """The shot texts shown before each pair's prompt."""
     pool = info["pool"]
-    built: dict[str, str] = {}
-    for example_id, prompt in zip(pairs.example_id, pairs.prompt, strict=True):
+    built: dict[str, tuple[str, ...]] = {}
+    for example_id in pairs.example_id:
         if example_id not in built:
             picked = draw_shots(pool["example_id"], example_id, info["seed"], shots)
-            examples = [(pool["prompt"][i], pool["response"][i]) for i in picked]
-            built[example_id] = few_shot_prompt(prompt, examples)
+            built[example_id] = shot_texts(
+                [(pool["prompt"][i], pool["response"][i]) for i in picked]
+            )
     return [built[example_id] for example_id in pairs.example_id]
 
 
@@ -97,11 +104,11 @@ class FewShot(Intervention):
         return State(
             info={
                 "seed": seed,
-                "tokenisation": tokenisation(data.model).info(),
+                "tokenisation": tokenisation(data.model, data.settings["max_length"]).info(),
                 "pool": shot_pool(data.shots),
             }
         )
 
     def score(self, data: PairData, hyperparameters: dict, state: State) -> np.ndarray:
-        prompts = shot_prompts(data.pairs, state.info, hyperparameters["shots"])
-        return pair_probabilities(data, prompts, state.info["tokenisation"])
+        shots = pair_shots(data.pairs, state.info, hyperparameters["shots"])
+        return pair_probabilities(data, state.info["tokenisation"], shots)

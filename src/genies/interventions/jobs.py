@@ -81,8 +81,9 @@ def load_model_read(method, model_dir, settings: dict, stack) -> tuple:
     """(model, device) for a method that runs the model, loaded once; (None, "cpu") otherwise."""
     if not method.reads.model:
         return None, "cpu"
-    if "dtype" not in settings:
-        raise GeniesError(f"{method.name} runs the model: its settings need a dtype")
+    missing = [key for key in ("dtype", "max_length") if key not in settings]
+    if missing:
+        raise GeniesError(f"{method.name} runs the model: its settings need {', '.join(missing)}")
     from genies.models.devices import claim_devices, compute_dtype
     from genies.models.loading import load_model
 

@@ -10,12 +10,13 @@ and in P(preferred) = sigmoid(r_chosen - r_rejected). One logit is kept here: ha
 same function class. The head has no bias (it cancels in every difference) and starts from
 N(0, 0.02^2), as transformers initialises upstream's head, drawn with the seed.
 
-Texts are tokenised as the text-scoring methods do (genies.interventions.text_scoring: prompt and
-response apart, EOS appended, BOS as the tokenizer adds it), cut to `max_length` tokens from the
-prompt's start. Batches are left-padded, with an attention mask and positions counting real tokens
-only, so the last column is every text's EOS and a text's reward does not depend on its batch
-mates (pooling "the last non-pad token" by the pad id, as transformers' sequence-classification
-heads do, picks the token before EOS when the pad token is EOS, as SmolLM2's is). Virtual prompt
+Texts are tokenised and cut as the text-scoring methods do (genies.interventions.text_scoring:
+prompt and response apart, EOS appended, BOS as the tokenizer adds it, cut to the model's
+`max_length` by the rule every method shares, which keeps EOS; virtual tokens come on top).
+Batches are left-padded, with an attention mask and positions counting real tokens only, so the
+last column is every text's EOS and a text's reward does not depend on its batch mates
+(pooling "the last non-pad token" by the pad id, as transformers' sequence-classification heads
+do, picks the token before EOS when the pad token is EOS, as SmolLM2's is). Virtual prompt
 tokens sit right after the padding, at positions 0..n-1, before the text's tokens.
 
 Training: AdamW (weight decay 0, betas 0.9/0.999), constant learning rate, gradient norm clipped
@@ -34,7 +35,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -67,12 +67,6 @@ TRAINING_HYPERPARAMETERS = {
         "exclusiveMinimum": 0,
         "default": 0.3,
         "description": "Gradient norm clipping, as upstream.",
-    },
-    "max_length": {
-        "type": "integer",
-        "minimum": 8,
-        "default": 256,
-        "description": "Tokens per text with EOS (a longer prompt loses its start).",
     },
 }
 
@@ -143,8 +137,7 @@ class TextBatches:
     """Token rows of (prompt, response) texts, and their left-padded batches."""
 
     def __init__(self, loaded, max_length: int, virtual_tokens: int):
-        spec = tokenisation(loaded)
-        self.spec = replace(spec, context=min(spec.context, max_length))
+        self.spec = tokenisation(loaded, max_length)
         self.tokenizer = loaded.tokenizer
         self.virtual = [-1] * virtual_tokens
 
@@ -172,6 +165,7 @@ def fingerprint(data: PairData, hyperparameters: dict, seed: int, method: str) -
     facts = {
         "method": method,
         "hyperparameters": hyperparameters,
+        "max_length": data.settings["max_length"],
         "seed": seed,
         "weights_sha256": data.model.manifest["weights_sha256"],
         "pairs": list(data.pairs.pair_id),
@@ -317,13 +311,9 @@ class RewardModelMethod(Intervention):
         pairs = hyperparameters["batch_size"]
         return 2 * pairs * hyperparameters["steps"], 2 * pairs
 
-    @classmethod
-    def text_length(cls, hyperparameters: dict, max_length: int) -> int:
-        return hyperparameters["max_length"]  # where TextBatches cuts
-
     def texts(self, data: PairData, hyperparameters: dict) -> TextBatches:
         virtual = self.virtual_tokens(hyperparameters)
-        return TextBatches(data.model, hyperparameters["max_length"], virtual)
+        return TextBatches(data.model, data.settings["max_length"], virtual)
 
     def fit(self, data: PairData, hyperparameters: dict, seed: int) -> State:
         model = self.build(data, hyperparameters, seed)

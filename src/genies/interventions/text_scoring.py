@@ -12,8 +12,11 @@ Tokenisation, the same for both methods and recorded in their State.info under "
   the tokenizer would have merged across the join;
 - BOS is prepended when the tokenizer adds it by default (the manifest's `tokenizer.adds_bos`:
   tiny-llama yes, SmolLM2 no). Upstream never prepended it on this path.
-- A text longer than the model's context (`max_position_embeddings`) loses the start of its
-  prompt; a response that does not fit even alone loses its end, EOS included. BOS always stays.
+- BOS + prompt + response + EOS is cut to the model's `max_length` by the activation cache's own
+  rule (genies.models.activations.truncate): a long text loses the start of its prompt, BOS
+  included, and one whose response does not fit alone keeps the response's end; its first kept
+  token is then not scored, since nothing before it predicts it. few_shot's shots are cut by the
+  same rule one by one, BOS before the first.
 
 Computation: each distinct prompt once, then its responses from its key/value cache, prompts
 sorted by length, in batches of about the model's `batch_size` texts (how, never what: a text's
@@ -32,26 +35,27 @@ import torch
 
 from genies.errors import GeniesError
 from genies.interventions.base import PairData
-from genies.models.activations import pad_batch
+from genies.models.activations import pad_batch, truncate
 
 
 @dataclass(frozen=True)
 class Tokenisation:
     bos_id: int | None  # prepended to every text, or None
     eos_id: int
-    context: int  # the most tokens a text may have
+    max_length: int  # the model's: the tokens a text keeps
 
     def info(self) -> dict:
         return {
             "bos": self.bos_id is not None,
             "join": "separate",
             "eos": True,
-            "context": self.context,
+            "max_length": self.max_length,
         }
 
 
-def tokenisation(loaded) -> Tokenisation:
-    """The tokenisation of texts for the loaded model (genies.models.loading.LoadedModel)."""
+def tokenisation(loaded, max_length: int) -> Tokenisation:
+    """The tokenisation of texts for the loaded model (genies.models.loading.LoadedModel) and
+    its settings' `max_length`."""
     if loaded is None:
         raise GeniesError("scoring texts needs the model, but PairData.model is None")
     name, tokenizer = loaded.manifest["name"], loaded.tokenizer
@@ -65,46 +69,47 @@ def tokenisation(loaded) -> Tokenisation:
     return Tokenisation(
         bos_id=tokenizer.bos_token_id if adds_bos else None,
         eos_id=tokenizer.eos_token_id,
-        context=loaded.model.config.max_position_embeddings,
+        max_length=max_length,
     )
 
 
-def fit_context(
-    head: list[int], prompt: list[int], response: list[int], context: int
-) -> tuple[list[int], list[int]]:
-    """(head + prompt, response) cut to `context` tokens in all: the prompt loses its start; a
-    response too long even alone loses its end. The head (BOS) stays, and without one a prompt
-    token stays, since something must predict the response's first token."""
-    response = response[: context - len(head) - (0 if head else 1)]
-    kept = min(len(prompt), context - len(head) - len(response))
-    return head + prompt[len(prompt) - kept :], response
-
-
 def encode(
-    tokenizer, spec: Tokenisation, prompts: list[str], responses: list[str]
+    tokenizer, spec: Tokenisation, prompts: list[str], responses: list[str], shots=None
 ) -> list[tuple[list[int], list[int]]]:
-    """(prefix ids, response ids + EOS) of each text, fitted into the context."""
+    """(prefix ids, scored ids) of each text: its `shots` (a tuple of texts per text, or None)
+    then BOS + prompt + response + EOS, each piece truncated on its own (BOS counted with the
+    first); the scored ids are the kept tokens of the response and EOS."""
     if not prompts:
         return []
-    prompt_ids = tokenizer(prompts, add_special_tokens=False, verbose=False)["input_ids"]
-    response_ids = tokenizer(responses, add_special_tokens=False, verbose=False)["input_ids"]
+
+    def tokenized(texts: list[str]) -> list[list[int]]:
+        return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+
+    shots = shots or [()] * len(prompts)
+    distinct = sorted({shot for row in shots for shot in row})
+    shot_ids = dict(zip(distinct, tokenized(distinct) if distinct else [], strict=True))
     head = [] if spec.bos_id is None else [spec.bos_id]
-    rows, cut_prompts, cut_responses = [], 0, 0
-    for prompt, response in zip(prompt_ids, response_ids, strict=True):
-        prefix, kept = fit_context(head, prompt, [*response, spec.eos_id], spec.context)
-        if not prefix:
+    rows, pieces_cut, pieces = [], 0, 0
+    for row, prompt, response in zip(shots, tokenized(prompts), tokenized(responses), strict=True):
+        scored = [*response, spec.eos_id]
+        full = [shot_ids[shot] for shot in row] + [prompt + scored]
+        full[0] = head + full[0]
+        kept = [truncate(piece, spec.max_length) for piece in full]
+        pieces_cut += sum(len(k) < len(f) for k, f in zip(kept, full, strict=True))
+        pieces += len(full)
+        ids = [token for piece in kept for token in piece]
+        start = len(ids) - min(len(scored), len(kept[-1]))
+        if start == 0 and len(kept[-1]) == len(full[-1]):
             raise GeniesError(
                 "a prompt tokenises to nothing and the tokenizer adds no BOS: "
                 "nothing predicts its response's first token"
             )
-        cut_prompts += len(prefix) < len(head) + len(prompt)
-        cut_responses += len(kept) <= len(response)
-        rows.append((prefix, kept))
-    if cut_prompts or cut_responses:
+        start = max(start, 1)  # a response cut alone: its first kept token only predicts
+        rows.append((ids[:start], ids[start:]))
+    if pieces_cut:
         print(
-            f"text scoring: {cut_prompts} of {len(rows)} texts lost the start of their prompt, "
-            f"{cut_responses} the end of their response, to fit the context of "
-            f"{spec.context} tokens",
+            f"text scoring: {pieces_cut} of {pieces} texts (shots counted) lost their start, "
+            f"cut to max_length {spec.max_length} tokens",
             file=sys.stderr,
         )
     return rows
@@ -192,36 +197,44 @@ def log_likelihoods(
 
 
 def response_log_likelihoods(
-    loaded, spec: Tokenisation, prompts: list[str], responses: list[str], batch_size: int, device
+    loaded, spec: Tokenisation, prompts, responses, batch_size: int, device, shots=None
 ) -> np.ndarray:
-    """The score of each (prompt, response) text (see the module docstring), in order."""
-    rows = encode(loaded.tokenizer, spec, prompts, responses)
+    """The score of each (prompt, response) text after its shots, if any (see the module
+    docstring), in order."""
+    rows = encode(loaded.tokenizer, spec, prompts, responses, shots)
     return log_likelihoods(loaded.model, rows, loaded.tokenizer.pad_token_id, batch_size, device)
 
 
-def pair_probabilities(data: PairData, prompts: list[str], recorded: dict) -> np.ndarray:
-    """P(chosen) of each pair of `data`, with `prompts` (one per pair) in place of its prompts.
+def pair_probabilities(data: PairData, recorded: dict, shots=None) -> np.ndarray:
+    """P(chosen) of each pair of `data`, after `shots` (a tuple of texts per pair), if any.
 
     `recorded` is the tokenisation the method's state was fitted with; it must be the model's."""
-    spec = tokenisation(data.model)
+    spec = tokenisation(data.model, data.settings["max_length"])
     if spec.info() != recorded:
         raise GeniesError(
             f"model {data.model.manifest['name']}: tokenisation {spec.info()} differs from "
             f"{recorded} recorded when the method was fitted; fit it again"
         )
+    shots = shots or [()] * len(data.pairs)
     return scored_pairs(
         data.pairs,
-        prompts,
-        lambda prompts, responses: response_log_likelihoods(
-            data.model, spec, prompts, responses, data.settings["batch_size"], data.device
+        list(zip(shots, data.pairs.prompt, strict=True)),
+        lambda contexts, responses: response_log_likelihoods(
+            data.model,
+            spec,
+            [prompt for _, prompt in contexts],
+            responses,
+            data.settings["batch_size"],
+            data.device,
+            [row for row, _ in contexts],
         ),
     )
 
 
-def scored_pairs(pairs, prompts: list[str], score) -> np.ndarray:
+def scored_pairs(pairs, prompts: list, score) -> np.ndarray:
     """P(chosen) = sigmoid(score of the chosen text - score of the rejected one) of each pair,
-    `prompts` one per pair; `score(prompts, responses)` runs on each distinct text once (a
-    preferred response appears in every pair of its example)."""
+    `prompts` one per pair (any hashable); `score(prompts, responses)` runs on each distinct
+    text once (a preferred response appears in every pair of its example)."""
     texts = list(zip(prompts * 2, [*pairs.chosen, *pairs.rejected], strict=True))
     unique: dict[tuple[str, str], int] = {}
     codes = [unique.setdefault(text, len(unique)) for text in texts]

@@ -26,7 +26,8 @@ class ZeroShot(Intervention):
     trained = False
 
     def fit(self, data: PairData, hyperparameters: dict, seed: int) -> State:
-        return State(info={"tokenisation": tokenisation(data.model).info()})
+        spec = tokenisation(data.model, data.settings["max_length"])
+        return State(info={"tokenisation": spec.info()})
 
     def score(self, data: PairData, hyperparameters: dict, state: State) -> np.ndarray:
-        return pair_probabilities(data, list(data.pairs.prompt), state.info["tokenisation"])
+        return pair_probabilities(data, state.info["tokenisation"])

@@ -169,11 +169,19 @@ class LastTokenRecorder:
             handle.remove()
 
 
+def truncate(ids: list[int], max_length: int) -> list[int]:
+    """The tokens of a text that every method sees: its last `max_length`, BOS and any template
+    counted. A long text loses the start of its prompt (BOS too) and keeps its response's end,
+    where every method reads. The cache, text scoring and the reward models all cut here, so
+    that methods compared on a text see the same tokens of it."""
+    return ids[-max_length:]
+
+
 def encode(tokenizer, texts: list[str], max_length: int) -> tuple[list[list[int]], int]:
-    """Token ids per text, keeping the last `max_length` tokens (the response end) of long ones."""
+    """Token ids per text (with the tokenizer's special tokens), truncated; how many were cut."""
     ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
     truncated = sum(len(row) > max_length for row in ids)
-    return [row[-max_length:] for row in ids], truncated
+    return [truncate(row, max_length) for row in ids], truncated
 
 
 def length_sorted_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
