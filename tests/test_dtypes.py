@@ -121,12 +121,12 @@ def zero_shot(loaded, split) -> tuple[np.ndarray, np.ndarray]:
     from genies.interventions.text_scoring import response_log_likelihoods, tokenisation
 
     pairs = evaluation_pairs(split)
-    data = PairData(pairs=pairs, model=loaded, settings={"batch_size": 8, "max_length": 8})
+    data = PairData(pairs=pairs, model=loaded, settings={"batch_size": 8, "max_length": 128})
     probability = ZeroShot().score(data, {}, ZeroShot().fit(data, {}, 0))
     prompts = list(split.prompt.repeat(split.responses.map(len)))
     responses = [response for row in split.responses for response in row]
     scores = response_log_likelihoods(
-        loaded, tokenisation(loaded), prompts, responses, 8, loaded.model.device
+        loaded, tokenisation(loaded, 128), prompts, responses, 8, loaded.model.device
     )
     return scores, probability
 
