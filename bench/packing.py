@@ -27,7 +27,7 @@ from genies.models.activations import (
     ExtractionSpec,
     encode,
     extract_split,
-    extract_split_packed,
+    extract_split_templates,
     read_activations,
     resolve_layers,
     split_texts,
@@ -92,7 +92,7 @@ def packed_rows(args, config, paths, dtype) -> tuple[float, dict[str, torch.Tens
     ]
     started = time.perf_counter()
     for path, split_outs in zip(paths, outs, strict=True):
-        extract_split_packed(loaded, path, specs, split_outs, args.examples)
+        extract_split_templates(loaded, path, specs, split_outs, args.examples)
     seconds = time.perf_counter() - started
     rows = {}
     for index, spec in enumerate(specs):
@@ -161,7 +161,7 @@ def main() -> None:
         started = time.perf_counter()
         for path in paths:
             if name == "packed":
-                extract_split_packed(loaded, path, specs, outs, args.examples)
+                extract_split_templates(loaded, path, specs, outs, args.examples)
             else:
                 for spec, out in zip(specs, outs, strict=True):
                     extract_split(loaded, path, spec, out, args.examples)

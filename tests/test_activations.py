@@ -15,7 +15,6 @@ from genies.models.activations import (
     ExtractionSpec,
     extract,
     extract_split,
-    extract_split_packed,
     extract_split_templates,
     read_activations,
     resolve_layers,
@@ -28,9 +27,9 @@ from genies.models.devices import (
     claim_slots,
     compute_dtype,
     default_lock_dir,
-    spread_layers,
     visible_ids,
 )
+from genies.models.families import spread_plan
 from genies.models.loading import load_model, materialise_model
 from genies.models.packing import node_batches, prefix_trees
 from genies.models.templates import TEMPLATES
@@ -147,7 +146,7 @@ def test_packed_rows_equal_each_text_run_alone(request, model, packing_splits, t
         for template in TEMPLATES
     ]
     outs = [tmp_path / f"{template}.safetensors" for template in TEMPLATES]
-    written = extract_split_packed(loaded, packing_splits[k], specs, outs, None)
+    written = extract_split_templates(loaded, packing_splits[k], specs, outs, None)
     split = read_split(packing_splits[k])
     heads_shape = (loaded.model.config.num_attention_heads, loaded.model.config.head_dim)
     for spec, out, (metadata, _) in zip(specs, outs, written, strict=True):
@@ -403,7 +402,13 @@ def test_a_waiting_job_gets_the_slot_when_it_is_released(tmp_path):
 
 
 def test_a_model_spreads_over_its_gpus_in_equal_runs_of_layers():
-    device_map = spread_layers(30, ["cuda:0", "cuda:1", "cuda:2", "cuda:3"])
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(
+        hidden_size=64, intermediate_size=64, num_hidden_layers=30, num_attention_heads=4,
+        architectures=["LlamaForCausalLM"],
+    )  # fmt: skip
+    device_map = spread_plan(config, ["cuda:0", "cuda:1", "cuda:2", "cuda:3"])
     layers = [device_map[f"model.layers.{i}"] for i in range(30)]
     assert [layers.count(f"cuda:{d}") for d in range(4)] == [8, 8, 8, 6]
     assert layers == sorted(layers)  # consecutive runs: activations cross each boundary once

@@ -2,7 +2,8 @@
 projections, trained with the score head on the source's pairs (SPEC §4.3; the shared model,
 tokenisation and training: genies.interventions.reward_model).
 
-LoRA as upstream: r 64, alpha 16, dropout 0.1, no bias, on q_proj and v_proj; adapter weights in
+LoRA as upstream: r 64, alpha 16, dropout 0.1, no bias, on the query and value projections
+(q_proj and v_proj; per family in genies.models.families); adapter weights in
 float32 whatever the base model's dtype (peft's default). The state holds the adapter in peft's
 own naming (`get_peft_model_state_dict`, as `save_pretrained` writes it) plus `score.weight`, and
 the LoRA configuration under `peft_config`. Upstream trained in 4-bit NF4 with fp16 compute; here
@@ -18,6 +19,7 @@ from genies.interventions.reward_model import (
     RewardModel,
     RewardModelMethod,
 )
+from genies.models.families import family_of
 
 
 @register
@@ -49,11 +51,13 @@ class LoraFineTuning(RewardModelMethod):
             "description": "Dropout on the LoRA input.",
         },
         "target_modules": {
-            "type": "array",
+            "type": ["array", "null"],
             "items": {"type": "string"},
             "minItems": 1,
-            "default": ["q_proj", "v_proj"],
-            "description": "Linear layers that get adapters.",
+            "default": None,
+            "description": "Linear layers that get adapters; null: the family's query and value "
+            "projections (genies.models.families: q_proj and v_proj, Phi-3's fused qkv_proj, "
+            "GPT-NeoX's query_key_value).",
         },
     }
 
@@ -62,15 +66,16 @@ class LoraFineTuning(RewardModelMethod):
         from peft import LoraConfig, get_peft_model
 
         torch.manual_seed(seed)
-        decoder = data.model.model.model
+        decoder = data.model.model.get_decoder()
         config = LoraConfig(
             r=hyperparameters["r"],
             lora_alpha=hyperparameters["alpha"],
             lora_dropout=hyperparameters["dropout"],
-            target_modules=hyperparameters["target_modules"],
+            target_modules=hyperparameters["target_modules"]
+            or list(family_of(data.model.model.config).lora_targets),
             bias="none",
         )
-        embed_tokens = decoder.embed_tokens
+        embed_tokens = decoder.get_input_embeddings()
         hidden = data.model.model.config.hidden_size
         return RewardModel(get_peft_model(decoder, config), embed_tokens, hidden).to(data.device)
 

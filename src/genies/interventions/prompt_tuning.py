@@ -44,7 +44,7 @@ class PromptTuning(RewardModelMethod):
         from peft.tuners.prompt_tuning import PromptEmbedding
 
         torch.manual_seed(seed)
-        decoder = data.model.model.model
+        decoder = data.model.model.get_decoder()
         decoder.requires_grad_(False)
         hidden = data.model.model.config.hidden_size
         config = PromptTuningConfig(
@@ -53,8 +53,9 @@ class PromptTuning(RewardModelMethod):
             num_transformer_submodules=1,
             prompt_tuning_init="RANDOM",
         )
-        prompt = PromptEmbedding(config, decoder.embed_tokens)
-        return RewardModel(decoder, decoder.embed_tokens, hidden, prompt).to(data.device)
+        embed_tokens = decoder.get_input_embeddings()
+        prompt = PromptEmbedding(config, embed_tokens)
+        return RewardModel(decoder, embed_tokens, hidden, prompt).to(data.device)
 
     def virtual_tokens(self, hyperparameters: dict) -> int:
         return hyperparameters["virtual_tokens"]

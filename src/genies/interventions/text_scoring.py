@@ -36,6 +36,7 @@ import torch
 from genies.errors import GeniesError
 from genies.interventions.base import PairData
 from genies.models.activations import pad_batch, truncate
+from genies.models.families import next_token_logits
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def prefix_groups(rows, batch_size: int) -> list[list[tuple[int, list[int]]]]:
 
 def token_log_probabilities(model, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """log p(target) of each hidden state's next token: the LM head on these states only."""
-    logits = model.lm_head(hidden).float()
+    logits = next_token_logits(model, hidden)
     chosen = logits.log_softmax(dim=-1).gather(1, targets[:, None].to(logits.device))
     return chosen[:, 0].to(hidden.device)
 
@@ -156,7 +157,7 @@ def log_likelihoods(
         prefix_ids, mask, positions, _ = pad_batch([p for _, p in batch], pad_id, "left", device)
         cache = DynamicCache(config=model.config)
         last = (
-            model.model(
+            model.get_decoder()(
                 input_ids=prefix_ids,
                 attention_mask=mask,
                 position_ids=positions,
@@ -174,7 +175,7 @@ def log_likelihoods(
         response_ids, response_mask, response_positions, _ = pad_batch(
             responses, pad_id, "right", device
         )
-        hidden = model.model(
+        hidden = model.get_decoder()(
             input_ids=response_ids,
             attention_mask=torch.cat((mask[parent], response_mask), dim=1),
             position_ids=response_positions + mask.sum(dim=1)[parent, None],

@@ -5,8 +5,9 @@ holds, in the storage dtype (float16 by default):
 - `residual` [rows, len(residual_layers), hidden]: hidden-state index i of the decoder, as
   transformers numbers `output_hidden_states` (0 = embeddings, i = output of decoder layer i,
   the last index = after the final norm); the layer-wise methods (LAT, CCS, probes) read it;
-- `heads` [rows, len(head_layers), heads, head_dim]: the per-head attention outputs before
-  `o_proj` of each listed decoder layer (a forward pre-hook on `o_proj`), for MMS and CRA;
+- `heads` [rows, len(head_layers), heads, head_dim]: the per-head attention outputs before the
+  output projection (`o_proj`; GPT-NeoX's `dense`: genies.models.families) of each listed
+  decoder layer, for MMS and CRA;
 - `example_index`, `response_index` [rows]: where each row comes from.
 The safetensors metadata (and a JSON sidecar beside the file) names the model and the sha256 of
 its weights, the tokenizer, dtypes, layers, token position, template, row count and a checksum of
@@ -36,6 +37,7 @@ from genies.data.splits import read_examples
 from genies.data.vendored import sha256_file
 from genies.errors import GeniesError
 from genies.files.atomic import write_atomic, write_text_atomic
+from genies.models.families import DecoderParts
 from genies.models.templates import render
 
 METADATA_KEY = "genies"
@@ -88,14 +90,27 @@ def split_texts(split: pd.DataFrame, template: str):
     return texts, np.array(examples, dtype=np.int64), np.array(responses, dtype=np.int64)
 
 
-def register_hooks(decoder, residual_layers, head_layers, keep_residual, keep_heads) -> list:
-    """Hooks calling `keep_residual(module, args, output)` with each listed hidden state and
-    `keep_heads(module, args)` with each listed layer's per-head outputs (o_proj's input)."""
-    # hidden-state index i is produced by modules[i]: embeddings, layers 0..L-2, final norm
-    modules = [decoder.embed_tokens, *decoder.layers[:-1], decoder.norm]
-    handles = [modules[i].register_forward_hook(keep_residual) for i in residual_layers]
+def register_hooks(parts, residual_layers, head_layers, keep_residual, keep_heads) -> list:
+    """Hooks calling `keep_residual(states)` with each listed hidden state and `keep_heads(states)`
+    with each listed layer's per-head outputs (its attention's output projection's input), on
+    the modules of `parts` (genies.models.families.DecoderParts)."""
+
+    # hidden state i < L is what layer i receives (transformers' hidden_states[i], any embedding
+    # scaling applied), state L the final norm's output
+    def layer_input(module, args, kwargs) -> None:
+        keep_residual(args[0] if args else kwargs["hidden_states"])
+
+    def norm_output(module, args, output) -> None:
+        keep_residual(output[0] if isinstance(output, tuple) else output)
+
+    handles = [
+        parts.layers[i].register_forward_pre_hook(layer_input, with_kwargs=True)
+        if i < len(parts.layers)
+        else parts.final_norm.register_forward_hook(norm_output)
+        for i in residual_layers
+    ]
     return handles + [
-        decoder.layers[i].self_attn.o_proj.register_forward_pre_hook(keep_heads)
+        parts.out_projection(i).register_forward_pre_hook(lambda module, args: keep_heads(args[0]))
         for i in head_layers
     ]
 
@@ -107,20 +122,20 @@ class LastTokenRecorder:
     With left padding a hook keeps a view of its tensor's last column: no kernel launch, which
     matters for small models, whose forward pass on a GPU is bound by launch overhead. A view
     keeps its whole [batch, length, hidden] tensor alive, so once the kept tensors pass `budget`
-    bytes the pending rows are stacked early. (A view is only safe because the LLaMA decoder
-    never writes into a layer's output in place; the equality test checks both paths.) With
+    bytes the pending rows are stacked early. (A view is only safe because no supported decoder
+    writes into a layer's output in place; the equality tests check both paths per family.) With
     right padding a hook gathers each row's last real token (a new, small tensor)."""
 
-    def __init__(self, decoder, residual_layers, head_layers, side: str, budget: int):
-        attention = decoder.layers[0].self_attn
-        self.heads_shape = (attention.config.num_attention_heads, attention.head_dim)
-        self.widths = {"residual": decoder.config.hidden_size, "heads": prod(self.heads_shape)}
+    def __init__(self, parts, residual_layers, head_layers, side: str, budget: int):
+        self.heads_shape = parts.heads_shape()
+        hidden = parts.decoder.config.hidden_size
+        self.widths = {"residual": hidden, "heads": prod(self.heads_shape)}
         self.gather_last, self.budget = side == "right", budget
         self.pending = {"residual": [], "heads": []}
         self.stacked = {"residual": [], "heads": []}
         self.kept_bytes, self.last, self.rows = 0, None, None  # last, rows: right padding only
         self.handles = register_hooks(
-            decoder, residual_layers, head_layers, self.keep_residual, self.keep_heads
+            parts, residual_layers, head_layers, self.keep_residual, self.keep_heads
         )
 
     def start_batch(self, last: torch.Tensor) -> None:
@@ -139,11 +154,11 @@ class LastTokenRecorder:
         if self.kept_bytes > self.budget:
             self.stack_pending()
 
-    def keep_residual(self, module, args, output) -> None:
-        self.keep("residual", output[0] if isinstance(output, tuple) else output)
+    def keep_residual(self, states: torch.Tensor) -> None:
+        self.keep("residual", states)
 
-    def keep_heads(self, module, args) -> None:
-        self.keep("heads", args[0])
+    def keep_heads(self, states: torch.Tensor) -> None:
+        self.keep("heads", states)
 
     def stack_pending(self) -> None:
         for kind, pending in self.pending.items():
@@ -232,11 +247,11 @@ def extract_ids(model, ids: list[list[int]], pad_id: int, spec: ExtractionSpec, 
     """The forward passes over token-id rows; activations in row order."""
     if spec.padding_side not in ("left", "right"):
         raise GeniesError(f"padding side {spec.padding_side!r}: expected left or right")
-    decoder, device = model.model, model.device
+    parts, device = DecoderParts(model), model.device
     storage = STORAGE_DTYPES[spec.storage_dtype]
     budget = memory_budget(device)
     recorder = LastTokenRecorder(
-        decoder, spec.residual_layers, spec.head_layers, spec.padding_side, budget
+        parts, spec.residual_layers, spec.head_layers, spec.padding_side, budget
     )
     shapes = {
         "residual": (len(ids), len(spec.residual_layers), model.config.hidden_size),
@@ -260,7 +275,7 @@ def extract_ids(model, ids: list[list[int]], pad_id: int, spec: ExtractionSpec, 
             rows = [ids[i] for i in batch]
             input_ids, mask, positions, last = pad_batch(rows, pad_id, spec.padding_side, device)
             recorder.start_batch(last)
-            decoder(
+            parts.decoder(
                 input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=False
             )
             index = row_order[done_rows : done_rows + len(batch)]
@@ -408,13 +423,13 @@ def layer_positions(chosen: tuple[int, ...], union: list[int]) -> list[int]:
     return [union.index(layer) for layer in chosen]
 
 
-def extract_split_packed(
+def extract_split_templates(
     loaded, split_path, specs: list[ExtractionSpec], out_paths, max_examples, seed=0
 ):
     """Every template's cache file of one split, each example's texts packed into one prefix
-    tree (genies.models.packing): each distinct token computed once. Returns (metadata, run
-    record) per file."""
-    from genies.models.packing import extract_packed
+    tree (genies.models.packing): each distinct token computed once; text by text where packing
+    would not be exact (said on stderr). Returns (metadata as stored, run record) per file."""
+    from genies.models.packing import extract_packed, packing_refusal
 
     split = read_examples(split_path, max_examples, seed)
     started = time.perf_counter()
@@ -430,6 +445,13 @@ def extract_split_packed(
         [ids for spec in specs for ids in encoded[spec.template][0][first:last]]
         for first, last in zip(starts[:-1], starts[1:], strict=True)
     ]
+    refusal = packing_refusal(loaded.model, packed)
+    if refusal:
+        print(f"{refusal}; extracting text by text", file=sys.stderr)
+        return [
+            extract_split(loaded, split_path, spec, out, max_examples, seed)
+            for spec, out in zip(specs, out_paths, strict=True)
+        ]
     residual = sorted({layer for spec in specs for layer in spec.residual_layers})
     heads = sorted({layer for spec in specs for layer in spec.head_layers})
     budget = specs[0].batch_size * specs[0].max_length
@@ -465,22 +487,3 @@ def extract_split_packed(
         stored = write_activations(out_path, tensors | origin(examples, responses), metadata)
         written.append((stored, run))
     return written
-
-
-def extract_split_templates(
-    loaded, split_path, specs, out_paths, max_examples=None, seed=0
-) -> list:
-    """Every template's cache file of one split: packed (each distinct token once) where the
-    model's attention takes a tree mask, else text by text (said on stderr). Returns (metadata as
-    stored, run record) per file."""
-    from genies.models.packing import mask_kind
-
-    try:
-        mask_kind(loaded.model)
-    except GeniesError as exc:
-        print(f"{exc}; extracting text by text", file=sys.stderr)
-        return [
-            extract_split(loaded, split_path, spec, out, max_examples, seed)
-            for spec, out in zip(specs, out_paths, strict=True)
-        ]
-    return extract_split_packed(loaded, split_path, specs, out_paths, max_examples, seed)

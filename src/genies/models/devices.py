@@ -9,9 +9,9 @@ for nothing. Jobs of one allocation (Snakemake run inside salloc) still claim am
 Without a GPU, or asked for none, jobs run on the CPU.
 
 A model that needs several GPUs (the model setting `gpus`) is spread over the ones its job
-claimed: its decoder layers split into equal consecutive runs, the embedding on the first GPU,
-the final norm and LM head on the last; each layer runs where its weights are (accelerate's
-hooks move the activations), one GPU at a time.
+claimed (genies.models.families.spread_plan): its decoder layers split into equal consecutive
+runs, the embedding on the first GPU, the final norm and LM head on the last; each layer runs
+where its weights are (accelerate's hooks move the activations), one GPU at a time.
 """
 
 import fcntl
@@ -96,14 +96,6 @@ def claim_devices(count: int = 1, lock_dir=None) -> Iterator[list[str]]:
         granted = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
         print(f"devices: {', '.join(devices)} (CUDA_VISIBLE_DEVICES={granted})", file=sys.stderr)
         yield devices
-
-
-def spread_layers(layers: int, devices: list[str]) -> dict[str, str]:
-    """A transformers device map of a LLaMA-style causal LM over `devices` (see above)."""
-    per_device = -(-layers // len(devices))
-    device_map = {"model.embed_tokens": devices[0], "model.rotary_emb": devices[0]}
-    device_map |= {f"model.layers.{i}": devices[i // per_device] for i in range(layers)}
-    return device_map | {"model.norm": devices[-1], "lm_head": devices[-1]}
 
 
 def native_bfloat16() -> bool:

@@ -41,7 +41,8 @@ from transformers import (
 
 from genies.errors import GeniesError
 from genies.files.atomic import atomic_dir
-from genies.models.devices import compute_dtype, spread_layers
+from genies.models.devices import compute_dtype
+from genies.models.families import family_of, spread_plan
 from genies.models.manifest import MANIFEST, read_manifest
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -225,11 +226,10 @@ def describe_pretrained(name: str, settings: dict, folder: Path) -> dict:
             f"model {name}: weights not found at {path!r} (no such local folder, not in the "
             f"local hub cache); set model_settings.{name}.path to a local directory"
         ) from exc
-    if not hasattr(config, "num_key_value_heads"):  # what LLaMA-style configs share
-        raise GeniesError(
-            f"model {name}: {path} holds a {config.model_type} model, not a LLaMA-style decoder "
-            "(genies reads model.model.layers[i].self_attn.o_proj and model.model.embed_tokens)"
-        )
+    try:
+        family_of(config)  # before any job runs: one line naming what is supported
+    except GeniesError as exc:
+        raise GeniesError(f"model {name}: {path}: {exc}") from exc
     pad_set_to_eos = ensure_pad_token(tokenizer)
     hashes = {"weights_sha256": "unverified", "weight_files": {}}
     if Path(path).is_dir():
@@ -265,7 +265,8 @@ def architecture(config) -> dict:
         "num_hidden_layers": config.num_hidden_layers,
         "hidden_size": config.hidden_size,
         "num_attention_heads": config.num_attention_heads,
-        "num_key_value_heads": config.num_key_value_heads,
+        # GPT-NeoX has no grouped keys and values: as many as its heads
+        "num_key_value_heads": getattr(config, "num_key_value_heads", config.num_attention_heads),
         "head_dim": getattr(config, "head_dim", None)
         or config.hidden_size // config.num_attention_heads,
         "vocab_size": config.vocab_size,
@@ -314,7 +315,7 @@ def load_model(
     model_dir: str | os.PathLike, device: str | list[str] = "cpu", dtype: str | None = None
 ) -> LoadedModel:
     """The model of a materialised folder, in eval mode on `device` (or spread over a list of
-    devices, genies.models.devices.spread_layers), with its tokenizer.
+    devices, genies.models.families.spread_plan), with its tokenizer.
 
     `dtype` defaults to the manifest's; the tokenizer always has a pad token (padding side is
     the caller's choice).
@@ -329,8 +330,8 @@ def load_model(
     devices = [device] if isinstance(device, str) else list(device)
     placement = {}
     if len(devices) > 1:
-        layers = manifest["architecture"]["num_hidden_layers"]
-        placement["device_map"] = spread_layers(layers, devices)
+        config = AutoConfig.from_pretrained(weights, local_files_only=True)
+        placement["device_map"] = spread_plan(config, devices)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             weights,

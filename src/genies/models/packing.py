@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from genies.errors import GeniesError
 from genies.models.activations import register_hooks
+from genies.models.families import DecoderParts, sliding_window, tree_packing_exact
 
 # Attention implementations that take a custom 4-D mask: sdpa as a bool mask (True = attend),
 # eager as an additive float mask.
@@ -105,23 +106,39 @@ def mask_kind(model) -> str:
     return MASK_KINDS[implementation]
 
 
+def packing_refusal(model, examples: list[list[list[int]]]) -> str | None:
+    """Why these examples cannot be tree-packed exactly on `model`, or None: its attention takes
+    no tree mask, or one of its layers has a sliding window shorter than a tree (bounded by the
+    example's token count), which the packed sequence would count in packed positions."""
+    try:
+        mask_kind(model)
+    except GeniesError as exc:
+        return str(exc)
+    longest = max((sum(map(len, texts)) for texts in examples), default=0)
+    if not tree_packing_exact(model.config, longest):
+        return (
+            f"a sliding window of {sliding_window(model.config)} tokens is shorter than a packed "
+            f"tree (up to {longest} tokens)"
+        )
+    return None
+
+
 class NodeRecorder:
     """Hooks that keep, during a packed forward pass, the residual states and per-head outputs
     of the nodes where texts end."""
 
-    def __init__(self, decoder, residual_layers, head_layers):
+    def __init__(self, parts, residual_layers, head_layers):
         self.where = None
         self.kept = {"residual": [], "heads": []}
         self.handles = register_hooks(
-            decoder, residual_layers, head_layers, self.keep_residual, self.keep_heads
+            parts, residual_layers, head_layers, self.keep_residual, self.keep_heads
         )
 
-    def keep_residual(self, module, args, output) -> None:
-        states = output[0] if isinstance(output, tuple) else output
+    def keep_residual(self, states: torch.Tensor) -> None:
         self.kept["residual"].append(self.gather(states))
 
-    def keep_heads(self, module, args) -> None:
-        self.kept["heads"].append(self.gather(args[0]))
+    def keep_heads(self, states: torch.Tensor) -> None:
+        self.kept["heads"].append(self.gather(states))
 
     def gather(self, states: torch.Tensor) -> torch.Tensor:
         # a spread model's layers sit on several devices: the indices follow the states
@@ -160,7 +177,7 @@ def extract_packed(
     """Last-token states of every text, in order (examples, then each example's texts):
     residual [texts, len(residual_layers), hidden], heads [texts, len(head_layers), heads, dim];
     and the counts of template-text tokens and of computed tokens."""
-    decoder, device = model.model, model.device
+    modules, device = DecoderParts(model), model.device
     kind = mask_kind(model)
     first_text = np.cumsum([0] + [len(texts) for texts in examples])
     # (texts, tree) units: each example's trees, its text numbers made global
@@ -169,9 +186,8 @@ def extract_packed(
         for example, token_lists in enumerate(examples)
         for texts, tree in prefix_trees(token_lists)
     ]
-    attention = decoder.layers[0].self_attn
-    heads_shape = (attention.config.num_attention_heads, attention.head_dim)
-    recorder = NodeRecorder(decoder, residual_layers, head_layers)
+    heads_shape = modules.heads_shape()
+    recorder = NodeRecorder(modules, residual_layers, head_layers)
     out = {
         "residual": torch.empty((first_text[-1], len(residual_layers), model.config.hidden_size)),
         "heads": torch.empty((first_text[-1], len(head_layers), *heads_shape)),
@@ -183,7 +199,7 @@ def extract_packed(
             packed = PackedBatch([units[i][1] for i in batch], kind, model.dtype)
             rows = torch.tensor(packed.rows, device=device)
             recorder.where = (rows, torch.tensor(packed.nodes, device=device))
-            decoder(
+            modules.decoder(
                 input_ids=packed.ids.to(device),
                 attention_mask=packed.mask.to(device),
                 position_ids=packed.positions.to(device),
