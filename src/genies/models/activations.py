@@ -424,7 +424,7 @@ def layer_positions(chosen: tuple[int, ...], union: list[int]) -> list[int]:
 
 
 def extract_split_templates(
-    loaded, split_path, specs: list[ExtractionSpec], out_paths, max_examples, seed=0
+    loaded, split_path, specs: list[ExtractionSpec], out_paths, max_examples=None, seed=0
 ):
     """Every template's cache file of one split, each example's texts packed into one prefix
     tree (genies.models.packing): each distinct token computed once; text by text where packing
