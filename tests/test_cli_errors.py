@@ -5,16 +5,7 @@ import shutil
 
 import pytest
 
-from genies.models.catalog import resolve_model
-from genies.models.loading import materialise_model
 from tests.helpers import EXTRACTION_SPEC, run_genies
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
-    materialise_model("tiny-llama", resolve_model("tiny-llama", {}), folder)
-    return folder
 
 
 def assert_one_line_error(result, message: str, code: int = 1) -> None:

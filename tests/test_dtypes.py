@@ -18,8 +18,7 @@ from genies.interventions import jobs
 from genies.interventions.base import PairData
 from genies.interventions.zero_shot import ZeroShot
 from genies.models.activations import ExtractionSpec, extract, extract_split, split_texts
-from genies.models.catalog import resolve_model
-from genies.models.loading import load_model, materialise_model
+from genies.models.loading import load_model
 from tests.helpers import RAW_DIR
 from tests.test_text_scoring import split_of
 
@@ -32,13 +31,6 @@ def refusal(first, dtype, other, other_dtype) -> str:
     return r"^{} was computed in {} but {} in {}: a job never mixes compute dtypes[^\n]*$".format(
         *names
     )
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
-    materialise_model("tiny-llama", resolve_model("tiny-llama", {}), folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

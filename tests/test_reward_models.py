@@ -38,13 +38,6 @@ def hyperparameters(name: str, **overrides) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
-    materialise_model("tiny-llama", resolve_model("tiny-llama", {}), folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def splits(tmp_path_factory):
     """marker_src/train (40) and /test (30): the preferred response ends in the marker word."""
     raw = tmp_path_factory.mktemp("raw")
