@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from genies.data.shifts import load_shifts
+from genies.errors import GeniesError
 from genies.evaluation.genies_table import genies_table, truncation_notes
 from genies.evaluation.model_tables import model_shift_table
 from genies.evaluation.summary import genies_summary, summary_markdown
@@ -232,3 +233,17 @@ def test_the_heldout_capability_is_chosen_on_one_half_and_scored_on_the_other():
     assert steady.target_tuned_capability_heldout == pytest.approx(0.3)
     assert steady.target_tuned_capability_heldout_intervention == "random_walk|mms"
     assert steady.elicitation_heldout == pytest.approx(0.5 / 0.3)
+
+
+def test_the_heldout_capability_refuses_candidates_scored_on_different_examples():
+    def scored(method, source, distribution):
+        ids = ["e0", "e1", "e2"] if method == "mms" else ["e0", "e1", "e3"]
+        return pd.DataFrame(
+            {"pair_id": [f"{e}/0" for e in ids], "example_id": ids, "probability": 0.8}
+        )
+
+    with pytest.raises(GeniesError, match="lat_stim_1 and mms were scored on different"):
+        model_shift_table(
+            "m", ["zero_shot"], SHIFTS[1:], REGISTRY, scored, {"zero_shot": True},
+            ["mms", "lat_stim_1"], BOOTSTRAP,
+        )  # fmt: skip

@@ -195,6 +195,27 @@ def test_encode_keeps_the_last_max_length_tokens_of_each_piece():
     assert encode(FakeTokenizer(), spec, ["7"], ["8"], shots) == [([2, 3, 4, 5, 6, 7], [8, 9])]
 
 
+def test_encode_drops_the_earliest_shots_past_the_models_context():
+    shots = [("1 2 3", "4 5 6")]
+    fits = text_scoring.Tokenisation(bos_id=0, eos_id=9, max_length=5, context=10)
+    assert encode(FakeTokenizer(), fits, ["7"], ["8"], shots) == [
+        ([0, 1, 2, 3, 4, 5, 6, 7], [8, 9])
+    ]
+    # one position short: the first shot goes whole and BOS opens the second
+    tight = dataclasses.replace(fits, context=9)
+    assert encode(FakeTokenizer(), tight, ["7"], ["8"], shots) == [([0, 4, 5, 6, 7], [8, 9])]
+    # the text itself always stays, cut to max_length
+    tiny_context = dataclasses.replace(fits, context=2)
+    assert encode(FakeTokenizer(), tiny_context, ["7"], ["8"], shots) == [([0, 7], [8, 9])]
+
+
+def test_a_max_length_past_the_models_positions_is_refused(tiny):
+    assert tiny.model.config.max_position_embeddings == 512
+    assert tokenisation(tiny, 512).context == 512
+    with pytest.raises(GeniesError, match="max_length 513 exceeds the 512 positions"):
+        tokenisation(tiny, 513)
+
+
 def test_a_text_longer_than_max_length_scores_as_its_last_max_length_tokens(tiny, capsys):
     # the prompt of the second example is cut; the first fits whole
     max_length = 48
@@ -310,6 +331,26 @@ def test_few_shot_cuts_each_shot_and_the_text_to_max_length(tiny):
     expected = [
         reference_probability(
             tiny, pair.prompt, pair.chosen, pair.rejected, True, max_length=max_length, shots=s
+        )
+        for pair, s in zip(pairs.itertuples(), shots, strict=True)
+    ]
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
+
+
+def test_few_shot_drops_the_earliest_shots_past_the_models_context(tiny, monkeypatch, capsys):
+    # every piece is cut to exactly max_length: with room for 2.5 pieces, only the last shot and
+    # the text stay
+    max_length = 40
+    source = split_of("src/train", [2] * 6, prompt_words=[60, 80, 100, 70, 90, 65])
+    pairs = evaluation_pairs(split_of("tgt/test", [2, 2], prompt_words=[70, 80]))
+    assert min(len(tiny.tokenizer(text)["input_ids"]) for text in source.prompt) > max_length
+    assert min(len(tiny.tokenizer(text)["input_ids"]) for text in pairs.prompt) > max_length
+    monkeypatch.setattr(tiny.model.config, "max_position_embeddings", 100)
+    scores, shots, _ = few_shot_scores(tiny, pairs, source, seed=0, max_length=max_length)
+    assert "12 shots dropped" in capsys.readouterr().err  # 3 of 4 for each of 4 texts
+    expected = [
+        reference_probability(
+            tiny, pair.prompt, pair.chosen, pair.rejected, True, max_length=max_length, shots=s[-1:]
         )
         for pair, s in zip(pairs.itertuples(), shots, strict=True)
     ]

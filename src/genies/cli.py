@@ -115,7 +115,7 @@ def cmd_extract(args) -> None:
         resolve_layers,
     )
     from genies.models.devices import claim_devices, compute_dtype
-    from genies.models.loading import load_model
+    from genies.models.loading import context_length, load_model
 
     torch.set_num_threads(args.threads)
     keys = ["templates", "storage_dtype", "padding_side", "dtype", "max_length"]
@@ -126,6 +126,7 @@ def cmd_extract(args) -> None:
         # one model load for all templates of the split
         dtype = compute_dtype(request["dtype"], devices[0])
         loaded = load_model(args.model_dir, devices, dtype)
+        context_length(loaded, request["max_length"])
         layers = loaded.model.config.num_hidden_layers
         specs = [
             ExtractionSpec(

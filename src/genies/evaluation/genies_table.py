@@ -97,7 +97,7 @@ def genies_table(
     # what stood behind the numbers: examples scored per target and source, pairs in all
     table["target_examples"] = grouped.target_examples.mean().to_numpy()
     table["source_examples"] = grouped.source_examples.mean().to_numpy()
-    table["target_pairs"] = grouped.n_pairs.sum().to_numpy()
+    table["target_pairs"] = means["pairs"]
     table["tied_pairs"] = means["tied_pairs"]
     return table
 

@@ -28,6 +28,7 @@ import pandas as pd
 
 from genies.data.pairs import seeded_choice
 from genies.data.shifts import Shift, ShiftRegistry
+from genies.errors import GeniesError
 from genies.evaluation import metrics
 from genies.evaluation.shift_metrics import heldout_numbers, shift_numbers, upstream_table
 from genies.files.tables import write_csv
@@ -50,28 +51,31 @@ def target_tuned_capability(evaluations: Evaluations, candidates: list[str], ref
     return scores[best], best
 
 
-def halves(example_ids: pd.Series, seed: int) -> pd.Series:
-    """0 or 1 per row: the examples in the order of a seeded hash, the first half 0."""
+def halves(example_ids, seed: int) -> dict[str, int]:
+    """0 or 1 per example: the examples in the order of a seeded hash, the first half 0."""
     unique = sorted(set(example_ids))
     order = sorted(unique, key=lambda e: (seeded_choice(seed, f"capability:{e}", 2**64), e))
-    half = {example: int(i >= (len(order) + 1) // 2) for i, example in enumerate(order)}
-    return example_ids.map(half)
+    return {example: int(i >= (len(order) + 1) // 2) for i, example in enumerate(order)}
 
 
 def heldout_capability(evaluations: Evaluations, candidates: list[str], reference: str, seed):
     """(cross-fitted capability, the winner of each half joined by "|"): see the docstring."""
     scored = {name: evaluations(name, reference, reference) for name in candidates}
     first = next(iter(scored.values()))
-    if first.example_id.nunique() < 2:
+    half_of = halves(first.example_id, seed)
+    if len(half_of) < 2:
         return float("nan"), ""
+    for name, frame in scored.items():
+        if set(frame.example_id) != set(half_of):
+            raise GeniesError(
+                f"{reference}: {name} and {next(iter(scored))} were scored on different examples"
+            )
+    half = {name: frame.example_id.map(half_of) for name, frame in scored.items()}
     correct, winners = 0.0, []
-    for half in (0, 1):
-        other = {
-            name: accuracy(frame[halves(frame.example_id, seed) != half])
-            for name, frame in scored.items()
-        }
+    for part in (0, 1):
+        other = {name: accuracy(frame[half[name] != part]) for name, frame in scored.items()}
         winner = max(other, key=other.get)  # the first of equal maxima, in config order
-        held = scored[winner][halves(scored[winner].example_id, seed) == half]
+        held = scored[winner][half[winner] == part]
         correct += accuracy(held) * len(held)
         winners.append(winner)
     return correct / len(first), "|".join(dict.fromkeys(winners))

@@ -7,7 +7,8 @@ zero_shot: summed log-likelihood of response + EOS given what precedes it, P(pre
 over the pair (genies.interventions.text_scoring). Each shot (its "\\n\\n" included) and the
 example's own text are tokenised and cut to the model's `max_length` one by one, by the rule every
 method shares, so the example's own tokens are zero_shot's (bar BOS, which opens the first shot)
-and the whole stays within (shots + 1) * max_length.
+and the whole stays within (shots + 1) * max_length. Where that exceeds the positions the model
+has, an example's earliest shots are dropped whole until its text fits (counted on stderr).
 
 `fit` learns nothing from the pairs: it stores the shot pool (example ids, prompts and preferred
 responses of the source's training split), the seed and the tokenisation, so that scoring needs

@@ -138,6 +138,12 @@ class TextBatches:
 
     def __init__(self, loaded, max_length: int, virtual_tokens: int):
         self.spec = tokenisation(loaded, max_length)
+        if self.spec.context is not None and max_length + virtual_tokens > self.spec.context:
+            raise GeniesError(
+                f"model {loaded.manifest['name']}: max_length {max_length} and "
+                f"{virtual_tokens} virtual tokens exceed the {self.spec.context} positions the "
+                "model has"
+            )
         self.tokenizer = loaded.tokenizer
         self.virtual = [-1] * virtual_tokens
 

@@ -16,7 +16,9 @@ Tokenisation, the same for both methods and recorded in their State.info under "
   rule (genies.models.activations.truncate): a long text loses the start of its prompt, BOS
   included, and one whose response does not fit alone keeps the response's end; its first kept
   token is then not scored, since nothing before it predicts it. few_shot's shots are cut by the
-  same rule one by one, BOS before the first.
+  same rule one by one, BOS before the first. Where the pieces together exceed the positions
+  the model has (its config's `max_position_embeddings`), the earliest shots are dropped whole
+  until they fit, and the count is printed: a text never runs past the model's context.
 
 Computation: each distinct prompt once, then its responses from its key/value cache, prompts
 sorted by length, in batches of about the model's `batch_size` texts (how, never what: a text's
@@ -37,6 +39,7 @@ from genies.errors import GeniesError
 from genies.interventions.base import PairData
 from genies.models.activations import pad_batch, truncate
 from genies.models.families import next_token_logits
+from genies.models.loading import context_length
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Tokenisation:
     bos_id: int | None  # prepended to every text, or None
     eos_id: int
     max_length: int  # the model's: the tokens a text keeps
+    context: int | None = None  # the positions the model has, where its config says
 
     def info(self) -> dict:
         return {
@@ -71,6 +75,7 @@ def tokenisation(loaded, max_length: int) -> Tokenisation:
         bos_id=tokenizer.bos_token_id if adds_bos else None,
         eos_id=tokenizer.eos_token_id,
         max_length=max_length,
+        context=context_length(loaded, max_length),
     )
 
 
@@ -90,12 +95,17 @@ def encode(
     distinct = sorted({shot for row in shots for shot in row})
     shot_ids = dict(zip(distinct, tokenized(distinct) if distinct else [], strict=True))
     head = [] if spec.bos_id is None else [spec.bos_id]
-    rows, pieces_cut, pieces = [], 0, 0
+    rows, pieces_cut, pieces, dropped = [], 0, 0, 0
     for row, prompt, response in zip(shots, tokenized(prompts), tokenized(responses), strict=True):
         scored = [*response, spec.eos_id]
         full = [shot_ids[shot] for shot in row] + [prompt + scored]
-        full[0] = head + full[0]
-        kept = [truncate(piece, spec.max_length) for piece in full]
+        while True:
+            with_head = [head + full[0], *full[1:]]
+            kept = [truncate(piece, spec.max_length) for piece in with_head]
+            if spec.context is None or len(full) == 1 or sum(map(len, kept)) <= spec.context:
+                break
+            full, dropped = full[1:], dropped + 1  # the earliest shot goes
+        full = with_head
         pieces_cut += sum(len(k) < len(f) for k, f in zip(kept, full, strict=True))
         pieces += len(full)
         ids = [token for piece in kept for token in piece]
@@ -111,6 +121,12 @@ def encode(
         print(
             f"text scoring: {pieces_cut} of {pieces} texts (shots counted) lost their start, "
             f"cut to max_length {spec.max_length} tokens",
+            file=sys.stderr,
+        )
+    if dropped:
+        print(
+            f"text scoring: {dropped} shots dropped, the earliest of their texts, to fit the "
+            f"model's {spec.context} positions",
             file=sys.stderr,
         )
     return rows

@@ -351,6 +351,18 @@ def load_model(
     return LoadedModel(model=model, tokenizer=tokenizer, manifest=manifest)
 
 
+def context_length(loaded: LoadedModel, max_length: int) -> int | None:
+    """The positions the model has (None where its config does not say); a `max_length` past
+    them is refused, since positions the model never saw in training give garbage silently."""
+    context = getattr(loaded.model.config, "max_position_embeddings", None)
+    if context is not None and max_length > context:
+        raise GeniesError(
+            f"model {loaded.manifest['name']}: max_length {max_length} exceeds the {context} "
+            "positions the model has; set a smaller max_length for it in the config"
+        )
+    return context
+
+
 def verify_weights(model_dir: Path, expected: dict[str, str]) -> None:
     actual = weight_hashes(model_dir)["weight_files"]
     for filename, digest in expected.items():
