@@ -47,7 +47,7 @@ def test_settings_without_what_materialising_needs(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_model_that_is_not_llama_style(tiny_dir, tmp_path):
+def test_a_model_of_an_unsupported_family(tiny_dir, tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     folder = tmp_path / "gpt2"
@@ -62,5 +62,5 @@ def test_a_model_that_is_not_llama_style(tiny_dir, tmp_path):
     result = run_genies(
         "materialise", "gpt2", "--settings", json.dumps(settings), "--out", str(out)
     )
-    assert_one_line_error(result, "not a LLaMA-style decoder")
+    assert_one_line_error(result, "GPT2LMHeadModel: not a supported decoder family")
     assert not out.exists()
