@@ -23,6 +23,15 @@ def test_shipped_configs_are_valid():
     assert paper.max_examples == {"train": None, "test": None}
     test = load_config(REPO / "config" / "test.yaml", SCHEMA)
     assert list(test.models) == ["tiny-llama"]
+    two = load_config(REPO / "config" / "two-families.yaml", SCHEMA)
+    assert list(two.models) == ["smollm2-135m", "gemma3-270m"]
+    assert two.models["gemma3-270m"]["loader"] == "embedded_gguf"
+    # the default run in every other key
+    default_raw, two_raw = (
+        yaml.safe_load((REPO / "config" / name).read_text())
+        for name in ("config.yaml", "two-families.yaml")
+    )
+    assert two_raw == default_raw | {"models": ["smollm2-135m", "gemma3-270m"]}
     assert [s.name for s in test.shifts] == ["alpaca_short->alpaca_long"]
 
 
