@@ -15,7 +15,7 @@ CATALOG: dict[str, dict] = {
     "gemma3-270m": {
         "loader": "embedded_gguf",
         "dtype": "auto",
-        "batch_size": 8,
+        "batch_size": 16,
         "max_length": 256,
     },
     # A random LLaMA built from a seed with a tokenizer trained on the fly: tests only.
