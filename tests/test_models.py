@@ -426,7 +426,7 @@ def test_embedded_model_materialises_faithfully(embedded):
     weights = load_file(out / "model.safetensors")
     for saved, array in from_gguf["tensors"].items():
         offset = expected["norm_offset"] if saved.endswith("norm.weight") else 0.0
-        torch.testing.assert_close(weights[saved], torch.from_numpy(array) - offset)
+        torch.testing.assert_close(weights[saved], torch.tensor(array) - offset)
 
     start = time.perf_counter()
     loaded = load_model(out, dtype="float32")
