@@ -53,7 +53,10 @@ def test_defaults_are_filled_in():
         ({"shifts": "hardest"}, r"config: shifts: unknown shift set 'hardest'; allowed: genies, "),
         ({"shifts": ["math->nope"]}, r"config: shifts: unknown shift math->nope"),
         ({"distributions": ["math", "klingon"]}, r"unknown distribution 'klingon'; known: "),
-        ({"models": ["gpt-5"]}, r"unknown model 'gpt-5'; known: smollm2-135m, tiny-llama"),
+        (
+            {"models": ["gpt-5"]},
+            r"unknown model 'gpt-5'; known: smollm2-135m, gemma3-270m, tiny-llama",
+        ),
         (
             {"models": ["mine"], "model_settings": {"mine": {"loader": "pretrained"}}},
             r"mine: loader 'pretrained' needs a path",
