@@ -313,7 +313,7 @@ CHEAP_METHODS = ["zero_shot", "mms", "probe", "random"]  # model scoring, heads,
 def test_two_models_of_two_families_run_side_by_side(tmp_path):
     """config/test.yaml with both tiny models and a cheap subset of the interventions, through
     the real workflow: each model gets its rows, its figures, and the two are compared per shift
-    (about 100 s on 2 cores)."""
+    (98 s of Snakemake on 2 cores with little else running)."""
     workdir = copy_workflow(tmp_path)
     override = {"models": TWO_MODELS, "interventions": CHEAP_METHODS}
     (workdir / "config/two.yaml").write_text(json.dumps(override))
