@@ -17,6 +17,7 @@ from genies.paths import (
     FIGURES_DIR,
     GENIES_SHIFTS,
     GENIES_TABLE,
+    MODELS_PER_SHIFT,
     UNTRAINED_SOURCE,
     activation_path,
     evaluation_path,

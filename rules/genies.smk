@@ -1,5 +1,5 @@
-# The GENIES table of the configured models: per-shift metrics per model, then the table and the
-# figures over all models.
+# The GENIES table of the configured models: per-shift metrics per model, then the table (with
+# the models side by side per shift) and the figures over all models.
 
 
 rule shift_metrics:
@@ -60,6 +60,7 @@ rule genies_table:
         md=f"{GENIES_TABLE}.md",
         json=f"{GENIES_TABLE}.json",
         shifts=GENIES_SHIFTS,
+        models_per_shift=MODELS_PER_SHIFT,
     log:
         "logs/genies_table.log",
     conda:

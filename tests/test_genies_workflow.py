@@ -51,6 +51,7 @@ OUTPUTS = [
     "results/genies_table.md",
     "results/genies_table.json",
     "results/genies_shifts.csv",
+    "results/genies_models_per_shift.csv",
     "results/generalization_metrics/tiny-llama/mms/GENIES.csv",
 ]
 
@@ -93,6 +94,11 @@ def test_the_table_has_a_row_per_intervention_and_the_promised_columns(built):
     figures = sorted(p.name for p in (built / "results/figures").iterdir())
     assert "genies_de.png" in figures and "heatmap_tiny-llama.png" in figures
     assert "training_loss_tiny-llama.png" in figures  # the fine-tuned reward models' losses
+    assert "models_per_shift.png" not in figures  # one model: nothing to compare
+    compared = pd.read_csv(built / "results/genies_models_per_shift.csv")
+    assert list(compared.columns) == ["source", "target", "genies_position", "intervention"] + [
+        "tiny-llama"
+    ]
 
 
 def test_every_intervention_state_records_what_reproduces_it(built):
@@ -298,6 +304,58 @@ def test_a_user_added_family_with_a_known_answer_shows_the_expected_pattern(tmp_
         assert shifts.loc[(method, "marker_flip"), "generalization_accuracy"] <= 0.1, method
     chance = shifts.loc[("random", "marker_tgt")]
     assert chance.accuracy_low <= 0.5 <= chance.accuracy_high
+
+
+TWO_MODELS = ["tiny-llama", "tiny-gptneox"]  # two families: LLaMA and GPT-NeoX
+CHEAP_METHODS = ["zero_shot", "mms", "probe", "random"]  # model scoring, heads, residual, chance
+
+
+def test_two_models_of_two_families_run_side_by_side(tmp_path):
+    """config/test.yaml with both tiny models and a cheap subset of the interventions, through
+    the real workflow: each model gets its rows, its figures, and the two are compared per shift
+    (98 s of Snakemake on 2 cores with little else running)."""
+    workdir = copy_workflow(tmp_path)
+    override = {"models": TWO_MODELS, "interventions": CHEAP_METHODS}
+    (workdir / "config/two.yaml").write_text(json.dumps(override))
+    result = run_snakemake(workdir, "genies", *TEST_CONFIG, "config/two.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(workdir / "results/genies_table.csv")
+    assert list(zip(table.model, table.intervention, strict=True)) == [
+        (model, method) for model in TWO_MODELS for method in CHEAP_METHODS
+    ]
+    architectures = {
+        model: json.loads((workdir / f"models/{model}/config.json").read_text())["architectures"]
+        for model in TWO_MODELS
+    }
+    assert architectures == {
+        "tiny-llama": ["LlamaForCausalLM"],
+        "tiny-gptneox": ["GPTNeoXForCausalLM"],
+    }
+    reproduce = json.loads((workdir / "results/genies_table.json").read_text())["reproduce"]
+    hashes = {model: reproduce["models"][model]["weights_sha256"] for model in TWO_MODELS}
+    assert len(set(hashes.values())) == 2
+    # the comparison holds each model's own per-shift accuracy, and their paired difference
+    shifts = pd.read_csv(workdir / "results/genies_shifts.csv")
+    compared = pd.read_csv(workdir / "results/genies_models_per_shift.csv")
+    assert len(compared) == len(shifts) / 2 == len(CHEAP_METHODS)
+    difference = "tiny-gptneox_minus_tiny-llama"
+    for row in compared.to_dict("records"):
+        mine = shifts[
+            (shifts.intervention == row["intervention"])
+            & (shifts.source == row["source"])
+            & (shifts.target == row["target"])
+        ].set_index("model")
+        for model in TWO_MODELS:
+            assert row[model] == pytest.approx(mine.generalization_accuracy[model])
+        gap = (
+            mine.generalization_accuracy["tiny-gptneox"]
+            - mine.generalization_accuracy["tiny-llama"]
+        )
+        assert row[difference] == pytest.approx(gap)
+        assert row[f"{difference}_low"] - 1e-9 <= gap <= row[f"{difference}_high"] + 1e-9
+    figures = {path.name for path in (workdir / "results/figures").iterdir()}
+    assert {"models_per_shift.png", "genies_de.png"} <= figures
+    assert {f"heatmap_{model}.png" for model in TWO_MODELS} <= figures
 
 
 @pytest.mark.parametrize(

@@ -129,7 +129,7 @@ def tick_texts(labels) -> list[str]:
 
 def test_every_figure_of_made_up_models_is_written_as_a_real_png(tidy, tmp_path):
     written = make_model_figures(tidy, summary_of(tidy), tmp_path)
-    expected = {"genies_de", "extreme_vs_probing"}
+    expected = {"genies_de", "extreme_vs_probing", "models_per_shift"}  # two models: compared
     for prefix in ("heatmap", "accuracy_vs_zero_shot"):
         expected |= {f"{prefix}_{model}" for model in MODELS}
     assert set(written) == expected
@@ -160,14 +160,14 @@ def test_runs_without_a_genies_shift_draw_all_their_shifts(tidy, tmp_path):
     summary = summary_of(outside)
     assert summary.empty  # genies_summary covers GENIES shifts only
     written = make_model_figures(outside, summary, tmp_path / "no_summary")
-    assert set(written) == {
+    assert set(written) == {"models_per_shift"} | {
         f"{p}_{m}" for p in ("heatmap", "accuracy_vs_zero_shot") for m in MODELS
     }
     assert_real_pngs(written, tmp_path / "no_summary")
     # A summary over all the run's shifts is drawn too.
     over_all = summary_of(tidy.assign(genies_position=1))
     written = make_model_figures(outside, over_all, tmp_path / "summary")
-    assert set(written) == {"genies_de"} | {f"heatmap_{m}" for m in MODELS} | {
+    assert set(written) == {"genies_de", "models_per_shift"} | {f"heatmap_{m}" for m in MODELS} | {
         f"accuracy_vs_zero_shot_{m}" for m in MODELS
     }
     assert_real_pngs(written, tmp_path / "summary")

@@ -103,6 +103,39 @@ def test_same_seed_gives_identical_weights_another_seed_different(tiny_dir, tmp_
     assert other["weights_sha256"] != again["weights_sha256"]
 
 
+# What the recorded results (dvc.lock, the tables' weights hashes) were computed with: the
+# generalised random builder must keep drawing these exact bytes for tiny-llama.
+TINY_LLAMA_SHA256 = "28bab657b4c0365c0a26b8880a7839e4bee97e560b6aa964914022bf21861d12"
+
+
+def test_tiny_llama_keeps_the_weights_its_recorded_results_were_computed_with(tiny_dir):
+    assert sha256_file(tiny_dir / "model.safetensors") == TINY_LLAMA_SHA256
+
+
+def test_tiny_gptneox_is_a_seeded_gpt_neox_unlike_the_llama(tiny_dir, tmp_path):
+    settings = resolve_model("tiny-gptneox", {})
+    manifest = materialise_model("tiny-gptneox", settings, tmp_path / "a")
+    again = materialise_model("tiny-gptneox", settings, tmp_path / "b")
+    other = materialise_model("tiny-gptneox", settings | {"seed": 1}, tmp_path / "c")
+    assert manifest["loader"] == "random_gptneox" and manifest["source"] == "random_gptneox seed 0"
+    assert again["weights_sha256"] == manifest["weights_sha256"] != other["weights_sha256"]
+    # the same tokenizer as the LLaMA's: the two see the same token ids
+    assert (tmp_path / "a" / "tokenizer.json").read_bytes() == (
+        tiny_dir / "tokenizer.json"
+    ).read_bytes()
+    loaded = load_model(tmp_path / "a", dtype="float32")
+    config = loaded.model.config
+    assert type(loaded.model).__name__ == "GPTNeoXForCausalLM"
+    assert config.use_parallel_residual and config.rope_parameters["partial_rotary_factor"] == 0.25
+    assert manifest["architecture"]["num_key_value_heads"] == config.num_attention_heads
+    names = {name for name, _ in loaded.model.named_modules()}
+    assert "gpt_neox.layers.0.attention.dense" in names and not any("o_proj" in n for n in names)
+    ids = loaded.tokenizer("Hello there", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = loaded.model(ids).logits
+    assert logits.shape == (1, ids.shape[1], config.vocab_size) and logits.isfinite().all()
+
+
 def test_materialising_leaves_the_global_rng_untouched(tmp_path):
     torch.manual_seed(123)
     state = torch.random.get_rng_state()

@@ -123,6 +123,7 @@ STAGES = (
             "results/genies_table.csv",
             "results/genies_table.md",
             "results/genies_shifts.csv",
+            "results/genies_models_per_shift.csv",
         ),
         metrics=("results/genies_table.json",),
         plots=("results/figures",),

@@ -59,4 +59,6 @@ def generalization_table_path(model: str, intervention: str, table: str) -> str:
 
 GENIES_TABLE = "results/genies_table"  # .csv, .md, .json
 GENIES_SHIFTS = "results/genies_shifts.csv"
+# one row per (shift, intervention), one column per model, the paired differences
+MODELS_PER_SHIFT = "results/genies_models_per_shift.csv"
 FIGURES_DIR = "results/figures"

@@ -2,7 +2,7 @@
 needs, the per-shift metrics of one model, and the GENIES table of every configured model. Every
 path comes from genies.paths, which the rules use too."""
 
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import pandas as pd
@@ -12,10 +12,17 @@ from genies.data.shifts import Shift, load_shifts
 from genies.evaluation.genies_table import (
     genies_table,
     read_tidy,
+    table_shifts,
     truncation_notes,
     write_genies_table,
 )
-from genies.evaluation.model_tables import BASELINE, model_shift_table, write_upstream_tables
+from genies.evaluation.model_tables import (
+    BASELINE,
+    ModelEvaluations,
+    model_shift_table,
+    models_per_shift,
+    write_upstream_tables,
+)
 from genies.files.atomic import write_atomic
 from genies.files.tables import write_csv
 from genies.interventions.jobs import distribution_rows, evaluation_facts, read_evaluation
@@ -105,18 +112,24 @@ def needed_state_infos(model: str, methods: list[str], shifts: list[Shift]) -> l
     )
 
 
-def shift_metrics_job(model, methods, shift_names, raw_dir, bootstrap: dict) -> pd.DataFrame:
-    registry = load_shifts(raw_dir)
-    shifts = [registry.lookup(name) for name in shift_names]
+def evaluation_reader() -> ModelEvaluations:
+    """(model, method, source, distribution) -> that evaluation's rows, each file read once."""
 
     @cache
     def evaluation_file(path: str) -> pd.DataFrame:
         return read_evaluation(path)
 
-    def evaluations(method: str, source: str, distribution: str) -> pd.DataFrame:
+    def evaluations(model: str, method: str, source: str, distribution: str) -> pd.DataFrame:
         path = paths.evaluation_path(model, method, scored_source(method, source))
         return distribution_rows(evaluation_file(path), distribution, path)
 
+    return evaluations
+
+
+def shift_metrics_job(model, methods, shift_names, raw_dir, bootstrap: dict) -> pd.DataFrame:
+    registry = load_shifts(raw_dir)
+    shifts = [registry.lookup(name) for name in shift_names]
+    evaluations = partial(evaluation_reader(), model)
     classes = {m: interventions.registry()[m] for m in methods}
     comparable = {m: not cls.not_comparable for m, cls in classes.items()}
     candidates = [m for m, cls in classes.items() if cls.target_tuned_candidate]
@@ -149,6 +162,8 @@ def genies_table_job(
     seed, level = config["seed"], config["bootstrap"]["level"]
     resamples = config["bootstrap"]["resamples"]
     table = genies_table(tidy, config["max_examples"], seed, resamples, level)
+    bootstrap = {"seed": seed, "resamples": resamples, "level": level}
+    compared = models_per_shift(table_shifts(tidy), evaluation_reader(), bootstrap)
     models, computed = {}, computed_in(evaluations)
     for model in config["models"]:
         manifest = read_manifest(Path(paths.model_dir(model)))
@@ -157,4 +172,5 @@ def genies_table_job(
     reproduce = {"config": config, "seed": seed, "models": models}
     write_genies_table(table, level, paths.GENIES_TABLE, reproduce, truncation_notes(sidecars))
     write_csv(tidy[SHIFT_COLUMNS], paths.GENIES_SHIFTS)
+    write_csv(compared, paths.MODELS_PER_SHIFT)
     return table

