@@ -14,6 +14,7 @@ from genies.figures.models_per_shift import models_per_shift_figure
 from genies.files.tables import write_csv
 from tests.helpers import RAW_DIR
 from tests.test_model_figures import summary_of, tidy_frame
+from tests.test_model_tables import evaluation as made_up_evaluation
 
 BOOTSTRAP = {"seed": 0, "resamples": 500, "level": 0.9}
 REGISTRY = load_shifts(RAW_DIR)
@@ -44,13 +45,7 @@ CORRECT = {
 def evaluation(correct: int, shuffle: int = 0) -> pd.DataFrame:
     """PAIRS pairs over EXAMPLES examples, `correct` of them (P = 0.8; others P = 0.3), in an
     order rotated by `shuffle` (pairs are matched by id, never by position)."""
-    frame = pd.DataFrame(
-        {
-            "pair_id": [f"e{i % EXAMPLES}/{i}" for i in range(PAIRS)],
-            "example_id": [f"e{i % EXAMPLES}" for i in range(PAIRS)],
-            "probability": [0.8] * correct + [0.3] * (PAIRS - correct),
-        }
-    )
+    frame = made_up_evaluation(correct, PAIRS, examples=EXAMPLES)
     return frame.iloc[np.roll(np.arange(PAIRS), shuffle)].reset_index(drop=True)
 
 
