@@ -31,7 +31,11 @@ def test_shipped_configs_are_valid():
         yaml.safe_load((REPO / "config" / name).read_text())
         for name in ("config.yaml", "two-families.yaml")
     )
-    assert two_raw == default_raw | {"models": ["smollm2-135m", "gemma3-270m"]}
+    assert two_raw == default_raw | {
+        "models": ["smollm2-135m", "gemma3-270m"],
+        "activations": {"storage_dtype": "bfloat16"},  # Gemma 3's residuals overflow float16
+    }
+    assert two.activations["storage_dtype"] == "bfloat16"
     assert [s.name for s in test.shifts] == ["alpaca_short->alpaca_long"]
 
 
