@@ -4,6 +4,7 @@ alone, unpadded."""
 import json
 import tempfile
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
@@ -318,6 +319,24 @@ def test_an_interrupted_extraction_leaves_no_file(tiny, split_path, tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         extract_split(tiny, split_path, ExtractionSpec("raw", (0,), (), "float16"), out, 2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_states_past_the_storage_dtype_are_refused_and_nothing_is_written(split_path, tmp_path):
+    folder = tmp_path / "tiny-llama"
+    materialise_model("tiny-llama", resolve_model("tiny-llama", {}), folder)
+    loaded = load_model(folder, "cpu", "float32")
+    with torch.no_grad():  # embeddings near 1e6: the residual stream before layer 0 holds them
+        loaded.model.get_input_embeddings().weight.mul_(1e8)
+    out = tmp_path / "act" / "test.safetensors"
+    spec = ExtractionSpec("raw", (0,), (1,), "float16", 8, 64)
+    message = r"test\.safetensors: \d+ residual values of tiny-llama in layers 0 .* as float16"
+    with pytest.raises(GeniesError, match=message):
+        extract_split(loaded, split_path, spec, out, max_examples=3)
+    with pytest.raises(GeniesError, match=message):
+        extract_split_templates(loaded, split_path, [spec], [out], max_examples=3)
+    assert not out.exists() and not sidecar_path(out).exists()
+    extract_split(loaded, split_path, replace(spec, storage_dtype="bfloat16"), out, 3)
+    assert torch.isfinite(read_activations(out)[0]["residual"]).all()
 
 
 def test_layer_selection_errors():

@@ -311,8 +311,29 @@ def tensor_checksum(tensors: dict[str, torch.Tensor], metadata: dict) -> str:
     return digest.hexdigest()
 
 
+def refuse_non_finite(path, tensors: dict[str, torch.Tensor], metadata: dict) -> None:
+    """A state past the storage dtype's range is stored as inf (float16 ends at 65,504; Gemma 3's
+    residual stream goes past it), and every method reading it would compute nan: refuse it."""
+    for kind, chosen in (("residual", "residual_layers"), ("heads", "head_layers")):
+        bad = ~torch.isfinite(tensors[kind])
+        if bad.any():
+            per_layer = bad.flatten(2).any(2).any(0)  # [rows, layers, ...] -> [layers]
+            layers = [metadata[chosen][i] for i in per_layer.nonzero()[:, 0].tolist()]
+            fix = (
+                "store them as bfloat16 (activations: {storage_dtype: bfloat16} in the config)"
+                if metadata["storage_dtype"] == "float16"
+                else f"the model computed them so in {metadata['compute_dtype']}"
+            )
+            raise GeniesError(
+                f"{path}: {int(bad.sum())} {kind} values of {metadata['model']} in layers "
+                f"{', '.join(map(str, layers))} are not finite as {metadata['storage_dtype']}; "
+                + fix
+            )
+
+
 def write_activations(path, tensors: dict[str, torch.Tensor], metadata: dict) -> dict:
     """Write the cache file and its JSON sidecar; returns the metadata as stored."""
+    refuse_non_finite(path, tensors, metadata)
     tensors = {name: tensor.contiguous() for name, tensor in tensors.items()}
     stored = {**metadata, "checksum": tensor_checksum(tensors, metadata)}
     # one key: safetensors writes its metadata map in no fixed order, so several keys would give
