@@ -95,9 +95,10 @@ rule paper_figures:
         mem_mb=4000,
     params:
         out_dir=lambda wildcards, output: Path(output.genies_de).parent,
+        level=CFG.bootstrap["level"],
     shell:
         "genies paper-figures --tidy {input.tidy} --summary {input.summary} "
-        "--index {input.index} --out-dir {params.out_dir} "
+        "--index {input.index} --out-dir {params.out_dir} --level {params.level} "
         "--correlations {output.correlations} 2> {log}"
 
 

@@ -100,7 +100,7 @@ def inputs():
 @pytest.fixture(scope="module")
 def rendered(inputs, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("figures")
-    return out_dir, make_paper_figures(*inputs, out_dir)
+    return out_dir, make_paper_figures(*inputs, out_dir, 0.95)
 
 
 # --- figures written ------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def test_a_missing_column_raises_naming_it_and_writes_nothing(inputs, tmp_path, 
     frames[frame] = frames[frame].drop(columns=column)
     out_dir = tmp_path / "figures"
     with pytest.raises(GeniesError, match=column):
-        make_paper_figures(*frames, out_dir)
+        make_paper_figures(*frames, out_dir, 0.95)
     assert not out_dir.exists()
 
 
@@ -273,7 +273,7 @@ def test_a_missing_file_fails_before_any_figure_is_written(inputs, tmp_path):
     tidy, summary, index = inputs
     out_dir = tmp_path / "figures"
     with pytest.raises(GeniesError, match="evaluation file missing"):
-        make_paper_figures(tidy, summary, index[index.path != DISCRETISED], out_dir)
+        make_paper_figures(tidy, summary, index[index.path != DISCRETISED], out_dir, 0.95)
     assert not out_dir.exists()
 
 
@@ -281,7 +281,7 @@ def test_an_unknown_model_is_named(inputs, tmp_path):
     tidy, summary, index = inputs
     renamed = tidy.replace({"model": {"llama-7b": "llama-8b"}})
     with pytest.raises(GeniesError, match="llama-8b"):
-        make_paper_figures(renamed, summary, index, tmp_path)
+        make_paper_figures(renamed, summary, index, tmp_path, 0.95)
 
 
 def test_scaling_needs_llama_30b(inputs):

@@ -128,7 +128,7 @@ def tick_texts(labels) -> list[str]:
 
 
 def test_every_figure_of_made_up_models_is_written_as_a_real_png(tidy, tmp_path):
-    written = make_model_figures(tidy, summary_of(tidy), tmp_path)
+    written = make_model_figures(tidy, summary_of(tidy), tmp_path, 0.95)
     expected = {"genies_de", "extreme_vs_probing", "models_per_shift"}  # two models: compared
     for prefix in ("heatmap", "accuracy_vs_zero_shot"):
         expected |= {f"{prefix}_{model}" for model in MODELS}
@@ -138,7 +138,7 @@ def test_every_figure_of_made_up_models_is_written_as_a_real_png(tidy, tmp_path)
 
 def test_one_shift_of_one_model_still_draws_every_figure(tidy, tmp_path):
     one = tidy[(tidy.model == "tiny-llama") & (tidy.target == "c")]
-    written = make_model_figures(one, summary_of(one), tmp_path)
+    written = make_model_figures(one, summary_of(one), tmp_path, 0.95)
     assert set(written) == {
         "genies_de",
         "heatmap_tiny-llama",
@@ -159,14 +159,14 @@ def test_runs_without_a_genies_shift_draw_all_their_shifts(tidy, tmp_path):
     outside = tidy.assign(genies_position=0, genies_label="")
     summary = summary_of(outside)
     assert summary.empty  # genies_summary covers GENIES shifts only
-    written = make_model_figures(outside, summary, tmp_path / "no_summary")
+    written = make_model_figures(outside, summary, tmp_path / "no_summary", 0.95)
     assert set(written) == {"models_per_shift"} | {
         f"{p}_{m}" for p in ("heatmap", "accuracy_vs_zero_shot") for m in MODELS
     }
     assert_real_pngs(written, tmp_path / "no_summary")
     # A summary over all the run's shifts is drawn too.
     over_all = summary_of(tidy.assign(genies_position=1))
-    written = make_model_figures(outside, over_all, tmp_path / "summary")
+    written = make_model_figures(outside, over_all, tmp_path / "summary", 0.95)
     assert set(written) == {"genies_de", "models_per_shift"} | {f"heatmap_{m}" for m in MODELS} | {
         f"accuracy_vs_zero_shot_{m}" for m in MODELS
     }
@@ -195,13 +195,14 @@ def test_paper_interventions_come_first_then_the_others_as_they_appear(tidy):
 
 def test_not_comparable_comes_from_the_comparable_column(tidy):
     summary = summary_of(tidy)
-    fig = genies_de_figure(summary, model_colours(MODELS))
+    fig = genies_de_figure(summary, model_colours(MODELS), 0.9)
+    assert "with 90% bootstrap intervals over shifts" in fig.get_suptitle()
     labels = tick_texts(fig.axes[0].get_xticklabels())
     assert [label for label in labels if "not comparable" in label] == [
         f"{INCOMPARABLE}\n(not comparable)"
     ]
     # Marked comparable by its rows, the intervention loses the label.
-    fig = genies_de_figure(summary.assign(comparable=True), model_colours(MODELS))
+    fig = genies_de_figure(summary.assign(comparable=True), model_colours(MODELS), 0.95)
     assert not any("not comparable" in label for label in tick_texts(fig.axes[0].get_xticklabels()))
 
 
@@ -223,7 +224,7 @@ def test_made_up_models_get_distinct_spare_colours_whatever_their_order():
 def test_a_tidy_missing_a_column_raises_naming_it_and_writes_nothing(tidy, tmp_path, column):
     out_dir = tmp_path / "figures"
     with pytest.raises(GeniesError, match=column):
-        make_model_figures(tidy.drop(columns=column), summary_of(tidy), out_dir)
+        make_model_figures(tidy.drop(columns=column), summary_of(tidy), out_dir, 0.95)
     assert not out_dir.exists()
 
 
@@ -231,12 +232,12 @@ def test_a_summary_missing_a_column_raises_naming_it_and_writes_nothing(tidy, tm
     out_dir = tmp_path / "figures"
     summary = summary_of(tidy).drop(columns="differential_elicitation_high")
     with pytest.raises(GeniesError, match="differential_elicitation_high"):
-        make_model_figures(tidy, summary, out_dir)
+        make_model_figures(tidy, summary, out_dir, 0.95)
     assert not out_dir.exists()
 
 
 def test_an_empty_tidy_raises_and_writes_nothing(tidy, tmp_path):
     out_dir = tmp_path / "figures"
     with pytest.raises(GeniesError, match="no rows"):
-        make_model_figures(tidy.iloc[:0], summary_of(tidy), out_dir)
+        make_model_figures(tidy.iloc[:0], summary_of(tidy), out_dir, 0.95)
     assert not out_dir.exists()

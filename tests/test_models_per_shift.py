@@ -139,10 +139,11 @@ def test_one_model_gets_its_column_and_no_difference(tidy):
 def test_the_figure_draws_each_models_accuracy_per_shift_in_its_colour(tmp_path):
     rows = tidy_frame()
     rows = rows[rows.genies_position > 0]  # what the figures job draws when there are any
-    written = make_model_figures(rows, summary_of(rows), tmp_path)
+    written = make_model_figures(rows, summary_of(rows), tmp_path, 0.95)
     assert written["models_per_shift"].read_bytes().startswith(b"\x89PNG")
     colours = model_colours(rows.model)
-    fig = models_per_shift_figure(rows, colours)
+    fig = models_per_shift_figure(rows, colours, 0.8)
+    assert "(80% bootstrap intervals over the target's examples" in fig.get_suptitle()
     panels = {
         ax.get_title().removesuffix(" (not comparable)"): ax for ax in fig.axes if ax.get_visible()
     }
@@ -164,7 +165,7 @@ def _rgb(colour: str) -> tuple[float, float, float]:
 def test_one_model_draws_no_comparison(tmp_path):
     rows = tidy_frame()
     one = rows[rows.model == "tiny-llama"]
-    assert "models_per_shift" not in make_model_figures(one, summary_of(one), tmp_path)
+    assert "models_per_shift" not in make_model_figures(one, summary_of(one), tmp_path, 0.95)
     assert not (tmp_path / "models_per_shift.png").exists()
     with pytest.raises(GeniesError, match="two models or more"):
-        models_per_shift_figure(one, model_colours(["tiny-llama"]))
+        models_per_shift_figure(one, model_colours(["tiny-llama"]), 0.95)

@@ -93,7 +93,7 @@ def cmd_paper_figures(args) -> None:
     from genies.paper.published import read_index
 
     tidy, summary = pd.read_parquet(args.tidy), pd.read_csv(args.summary)
-    written = make_paper_figures(tidy, summary, read_index(args.index), args.out_dir)
+    written = make_paper_figures(tidy, summary, read_index(args.index), args.out_dir, args.level)
     write_correlations(correlation_table(tidy), args.correlations)
     print(f"wrote {len(written)} figures into {args.out_dir}", file=sys.stderr)
 
@@ -404,6 +404,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--index", required=True)
     sub.add_argument("--out-dir", required=True)
     sub.add_argument("--correlations", required=True, help="CSV of every Pearson r shown")
+    sub.add_argument("--level", type=float, default=0.95, help="the summary's interval level")
 
     sub = command("materialise", cmd_materialise, "write a model's folder under models/")
     sub.add_argument("name")

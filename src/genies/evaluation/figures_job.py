@@ -15,4 +15,4 @@ def genies_figures_job(
     training loss of the fitted states that recorded one."""
     tidy = read_tidy(tidy_paths)
     summary = shift_means(table_shifts(tidy), seed, resamples, level)
-    return make_model_figures(tidy, summary, out_dir, training_figures(state_infos))
+    return make_model_figures(tidy, summary, out_dir, level, training_figures(state_infos))

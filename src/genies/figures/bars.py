@@ -26,9 +26,9 @@ from genies.figures.layout import (
 
 
 def genies_de_figure(
-    summary: pd.DataFrame, colours: dict[str, str], shifts: str = "GENIES shifts"
+    summary: pd.DataFrame, colours: dict[str, str], level: float, shifts: str = "GENIES shifts"
 ) -> Figure:
-    """The summary's mean DE with its interval; `shifts` names what the means are over."""
+    """The summary's mean DE with its `level` interval; `shifts` names what the means are over."""
     models, interventions = models_of(summary), interventions_of(summary)
     incomparable = not_comparable(summary)
     fig = Figure(figsize=(slots_width(len(interventions)), 5.5), layout="constrained")
@@ -60,7 +60,8 @@ def genies_de_figure(
     ax.grid(axis="y", alpha=0.3)
     model_legend(fig)
     fig.suptitle(
-        f"Mean differential elicitation over the {shifts}\nwith 95% bootstrap intervals over shifts"
+        f"Mean differential elicitation over the {shifts}\n"
+        f"with {level:.0%} bootstrap intervals over shifts"
     )
     return fig
 

@@ -30,9 +30,9 @@ COLUMNS = ("generalization_accuracy", "accuracy_low", "accuracy_high")
 MAX_COLUMNS = 2
 
 
-def models_per_shift_figure(rows: pd.DataFrame, colours: dict[str, str]) -> Figure:
-    """Per intervention (panel), each shift's accuracy per model; `rows` holds two models or more
-    (one model has nothing to compare: refused)."""
+def models_per_shift_figure(rows: pd.DataFrame, colours: dict[str, str], level: float) -> Figure:
+    """Per intervention (panel), each shift's accuracy per model with its `level` interval; `rows`
+    holds two models or more (one model has nothing to compare: refused)."""
     require_columns(rows, COLUMNS, "shift metrics table")
     models, interventions = models_of(rows), interventions_of(rows)
     if len(models) < 2:
@@ -78,6 +78,6 @@ def models_per_shift_figure(rows: pd.DataFrame, colours: dict[str, str]) -> Figu
     model_legend(fig)
     fig.suptitle(
         "Generalisation accuracy per shift, models side by side\n"
-        "(95% bootstrap intervals over the target's examples; dashed: chance)"
+        f"({level:.0%} bootstrap intervals over the target's examples; dashed: chance)"
     )
     return fig

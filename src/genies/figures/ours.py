@@ -33,9 +33,10 @@ def drawn_rows(tidy: pd.DataFrame) -> pd.DataFrame:
 
 
 def make_model_figures(
-    tidy: pd.DataFrame, summary: pd.DataFrame, out_dir: str | os.PathLike, extra=None
+    tidy: pd.DataFrame, summary: pd.DataFrame, out_dir: str | os.PathLike, level: float, extra=None
 ) -> dict[str, Path]:
     """Draw the figures of our runs, then write them as `<out_dir>/<name>.png`; name -> path.
+    `level`: the intervals' level, as the tidy table and the summary were computed.
 
     Names, each written when it has something to show:
     - genies_de: mean DE per intervention with its bootstrap interval, one mark per model (if
@@ -59,10 +60,12 @@ def make_model_figures(
     colours = model_colours([*models, *summary.get("model", [])])
     builders = {}
     if not summary.empty:
-        builders["genies_de"] = lambda: genies_de_figure(summary, colours, f"{shift_kind(rows)}s")
+        builders["genies_de"] = lambda: genies_de_figure(
+            summary, colours, level, f"{shift_kind(rows)}s"
+        )
     builders |= per_model_figures(rows, rows, models, colours)
     if (genies_only(tidy).intervention != BASELINE).any():
         builders["extreme_vs_probing"] = lambda: extreme_vs_probing_figure(tidy, colours)
     if len(models) > 1:
-        builders["models_per_shift"] = lambda: models_per_shift_figure(rows, colours)
+        builders["models_per_shift"] = lambda: models_per_shift_figure(rows, colours, level)
     return write_figures(builders | (extra or {}), out_dir)

@@ -101,7 +101,11 @@ def write_correlations(correlations: pd.DataFrame, path: str | os.PathLike) -> P
 
 
 def make_paper_figures(
-    tidy: pd.DataFrame, summary: pd.DataFrame, index: pd.DataFrame, out_dir: str | os.PathLike
+    tidy: pd.DataFrame,
+    summary: pd.DataFrame,
+    index: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    level: float,
 ) -> dict[str, Path]:
     """Draw every paper figure, then write them as `<out_dir>/<name>.png`; name -> path.
 
@@ -115,7 +119,7 @@ def make_paper_figures(
     check_index(index)
     models, genies = models_of(tidy), genies_only(tidy)
     colours = model_colours(models)
-    builders = {"genies_de": lambda: genies_de_figure(summary, colours)}
+    builders = {"genies_de": lambda: genies_de_figure(summary, colours, level)}
     builders |= per_model_figures(genies, tidy, models, colours)
     builders["scaling"] = lambda: scaling_figure(tidy, colours)
     builders["extreme_vs_probing"] = lambda: extreme_vs_probing_figure(tidy, colours)
