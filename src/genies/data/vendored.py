@@ -36,10 +36,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    return sha256_bytes(Path(path).read_bytes())
-
-
 def read_manifest(raw_dir: str | os.PathLike) -> dict[str, str]:
     path = Path(raw_dir) / MANIFEST
     if not path.is_file():

