@@ -1,6 +1,7 @@
 rule split:
     input:
         raw=f"{RAW}/distributions/{{distribution}}/{{split}}.json.xz",
+        metadata=f"{RAW}/distributions/{{distribution}}/metadata.json.xz",
         code=code("split"),
     output:
         split_path("{distribution}", "{split}"),

@@ -267,17 +267,55 @@ def test_adding_a_shift_schedules_only_its_jobs(built):
     assert evaluated == expected
 
 
+def pairwise_rows(records: list[dict]) -> list[dict]:
+    """TRL-style rows of marker records: (prompt, chosen, rejected), and for every other record a
+    second row against another rejected response, so that import groups it into 3 responses."""
+    rows = []
+    for index, record in enumerate(records):
+        chosen, rejected = record["responses"]  # the preferred one first
+        rows.append({"prompt": record["prompt"], "chosen": chosen, "rejected": rejected})
+        if index % 2:
+            other = rejected.removesuffix(".") + " too."  # plain, as the rejected one
+            rows.append({"prompt": record["prompt"], "chosen": chosen, "rejected": other})
+    return rows
+
+
+def scored_rows(records: list[dict]) -> list[dict]:
+    """UltraFeedback-style rows: the responses with scores, the preferred one scored best."""
+    return [
+        {"prompt": r["prompt"], "responses": list(r["responses"]), "scores": [8.5, 3.0]}
+        for r in records
+    ]
+
+
 def test_a_user_added_family_with_a_known_answer_shows_the_expected_pattern(tmp_path):
+    """The family in three layouts: upstream JSON (source), TRL pairwise JSON Lines with pairs
+    grouped into 3-response examples (target), one UltraFeedback-style Parquet file split by
+    seed (flipped target)."""
     workdir = copy_workflow(tmp_path / "wf")
     family = {"marker_src": ("preferred", 1), "marker_tgt": ("preferred", 2)}
     family["marker_flip"] = ("dispreferred", 3)
     for name, (marked, seed) in family.items():
         folder = tmp_path / name
         folder.mkdir()
-        for split, count in (("train", 40), ("test", 30)):
-            records = marker_records(count, seed * 10 + len(split), marked)
-            (folder / f"{split}.json").write_text(json.dumps(records))
-        added = run_genies("add-distribution", str(folder), cwd=workdir)
+        splits = {
+            split: marker_records(count, seed * 10 + len(split), marked)
+            for split, count in (("train", 40), ("test", 30))
+        }
+        command = ("add-distribution", str(folder))
+        if name == "marker_src":
+            for split, records in splits.items():
+                (folder / f"{split}.json").write_text(json.dumps(records))
+        elif name == "marker_tgt":
+            for split, records in splits.items():
+                lines = [json.dumps(row) for row in pairwise_rows(records)]
+                (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+        else:
+            rows = scored_rows(splits["train"] + splits["test"])
+            pd.DataFrame(rows).to_parquet(tmp_path / f"{name}.parquet")
+            command = ("add-distribution", str(tmp_path / f"{name}.parquet"), "--test-fraction")
+            command += ("0.43", "--seed", "3")
+        added = run_genies(*command, cwd=workdir)
         assert added.returncode == 0, added.stderr
     for target in ("marker_tgt", "marker_flip"):
         command = ("add-shift", "marker_src", target, "--label", "extreme", "--category", "x")

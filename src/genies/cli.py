@@ -244,9 +244,20 @@ def cmd_vendor(args) -> None:
 
 
 def cmd_add_distribution(args) -> None:
+    from genies.data.preference_import import Columns
     from genies.data.user_data import add_distribution
 
-    name = add_distribution(args.folder, args.raw_dir, args.name)
+    columns = Columns(
+        prompt=args.prompt_column,
+        chosen=args.chosen_column,
+        rejected=args.rejected_column,
+        responses=args.responses_column,
+        scores=args.scores_column,
+        ranks=args.ranks_column,
+    )
+    name = add_distribution(
+        args.path, args.raw_dir, args.name, columns, args.test_fraction, args.seed
+    )
     print(f"added distribution {name} to {args.raw_dir}")
 
 
@@ -492,8 +503,16 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--raw-dir", default=RAW_DIR)
 
     sub = command("add-distribution", cmd_add_distribution, "vendor a distribution of your own")
-    sub.add_argument("folder", help="a folder with train.json, test.json (and metadata.json)")
-    sub.add_argument("--name", default=None, help="its name (default: the folder's)")
+    sub.add_argument(
+        "path",
+        help="a folder in the upstream layout (train.json, test.json); a folder with train.* and "
+        "test.* (JSON Lines, JSON, CSV, Parquet) or saved by save_to_disk; or one such file",
+    )
+    sub.add_argument("--name", default=None, help="its name (default: the folder's or file's)")
+    sub.add_argument("--test-fraction", type=float, default=None, help="for one split only")
+    sub.add_argument("--seed", type=int, default=0, help="draws the test split")
+    for column in ("prompt", "chosen", "rejected", "responses", "scores", "ranks"):
+        sub.add_argument(f"--{column}-column", default=None, help="default: detected")
     sub.add_argument("--raw-dir", default=RAW_DIR)
 
     sub = command("add-shift", cmd_add_shift, "register a source -> target shift of your own")

@@ -8,6 +8,8 @@ Nothing is fixed here; upstream labels stay as they are. The flags:
   (in upstream order), so anything order-dependent must shuffle.
 - `suspected_label_inversion`: where the prompt asks for a mechanical constraint, the preferred
   response breaks it (and the dispreferred one obeys) more often than the reverse.
+- `pairs_kept_apart`: an imported pairwise distribution has prompts whose pairs prefer different
+  responses; each such pair is an example of its own, so those examples are not independent.
 """
 
 import hashlib
@@ -65,6 +67,8 @@ def audit_distribution(name: str, splits: dict[str, pd.DataFrame], metadata: dic
     positions = Counter(both.preferred)
     width = max(counts["train"] + counts["test"])
     checked, preferred_breaks, dispreferred_breaks = constraint_evidence(both)
+    imported = metadata.get("import") or {}
+    reports = imported.get("per_split", {}).values()
     return {
         "distribution": name,
         "train_examples": len(train),
@@ -84,6 +88,10 @@ def audit_distribution(name: str, splits: dict[str, pd.DataFrame], metadata: dic
         "preferred_breaks_constraint": preferred_breaks,
         "dispreferred_breaks_constraint": dispreferred_breaks,
         "metadata_id": metadata.get("id", ""),
+        "imported_from": " ".join(
+            dict.fromkeys([*(r["layout"] for r in reports), imported.get("format", "")])
+        ).strip(),
+        "pairs_kept_apart": sum(r["pairs_kept_apart"] for r in reports),
     }
 
 
@@ -104,6 +112,8 @@ def flags_of(row: pd.Series) -> str:
         and row.preferred_breaks_constraint > row.dispreferred_breaks_constraint
     ):
         flags.append("suspected_label_inversion")
+    if row.pairs_kept_apart:
+        flags.append("pairs_kept_apart")
     return ";".join(flags)
 
 
@@ -137,6 +147,11 @@ def evidence_lines(table: pd.DataFrame) -> str:
                 why = f"preferred position counts {row.preferred_position_counts}"
             elif flag == "metadata_id_mismatch":
                 why = f"metadata.json id is {row.metadata_id!r}"
+            elif flag == "pairs_kept_apart":
+                why = (
+                    f"{row.pairs_kept_apart} pairs are examples of their own: their prompt's "
+                    "pairs prefer different responses, so one prompt gives several examples"
+                )
             else:
                 why = (
                     f"of {row.constraint_pairs} pairs whose prompt asks for a mechanical "

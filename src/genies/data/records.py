@@ -2,7 +2,8 @@
 
 A record is `{"prompt": str, "responses": {text: 1.0 | 0.0, ...}, ...extra fields}`. The checks
 follow the upstream dataset class, stated strictly: a string prompt, 2+ responses, every score
-exactly 1.0 or 0.0, exactly one 1.0, and the same response count through a file.
+exactly 1.0 or 0.0, exactly one 1.0. The response count may differ between examples (imported
+pairwise data groups the pairs of a prompt): every example is paired by its own responses.
 """
 
 import json
@@ -30,7 +31,7 @@ def record_error(source: str, index: int, field: str | None, problem: str) -> Ge
     return GeniesError(f"{where}: {problem}")
 
 
-def validate_record(record, index: int, source: str, expected_count: int | None) -> None:
+def validate_record(record, index: int, source: str) -> None:
     if not isinstance(record, dict):
         raise record_error(source, index, None, f"expected an object, got {type(record).__name__}")
     if "prompt" not in record:
@@ -59,13 +60,6 @@ def validate_record(record, index: int, source: str, expected_count: int | None)
         raise record_error(
             source, index, "responses", f"{preferred} responses scored 1.0, expected exactly one"
         )
-    if expected_count is not None and len(responses) != expected_count:
-        raise record_error(
-            source,
-            index,
-            "responses",
-            f"has {len(responses)} responses, but record 0 has {expected_count}",
-        )
 
 
 def validate_records(records, source: str) -> None:
@@ -76,10 +70,8 @@ def validate_records(records, source: str) -> None:
         )
     if not records:
         raise GeniesError(f"{source}: contains no records")
-    expected = None
     for index, record in enumerate(records):
-        validate_record(record, index, source, expected)
-        expected = len(record["responses"]) if expected is None else expected
+        validate_record(record, index, source)
 
 
 def records_to_table(records, distribution: str, split: str, source: str) -> pa.Table:
@@ -98,6 +90,21 @@ def records_to_table(records, distribution: str, split: str, source: str) -> pa.
     return pa.Table.from_pydict(rows, schema=SPLIT_SCHEMA)
 
 
+def feature(arrow_type: pa.DataType) -> dict:
+    """The `datasets` feature of an Arrow column type."""
+    if pa.types.is_list(arrow_type):
+        return {"feature": feature(arrow_type.value_type), "_type": "List"}
+    dtype = {"double": "float64", "float": "float32"}.get(str(arrow_type), str(arrow_type))
+    return {"dtype": dtype, "_type": "Value"}
+
+
+# `datasets` reads a Parquet file's features from this key: responses and scores come back as
+# lists of strings and of floats
+HF_FEATURES = json.dumps(
+    {"info": {"features": {field.name: feature(field.type) for field in SPLIT_SCHEMA}}}
+)
+
+
 def write_split(table: pa.Table, path: str | os.PathLike, provenance: dict[str, str]) -> None:
-    table = table.replace_schema_metadata({f"genies.{k}": v for k, v in provenance.items()})
-    write_parquet(table, path)
+    metadata = {f"genies.{k}": v for k, v in provenance.items()} | {"huggingface": HF_FEATURES}
+    write_parquet(table.replace_schema_metadata(metadata), path)

@@ -1,5 +1,6 @@
 """Parquet splits: `data/splits/<distribution>/<split>.parquet`, one row per example."""
 
+import json
 import os
 from hashlib import sha256
 from pathlib import Path
@@ -40,7 +41,13 @@ def build_split(raw_dir: str | os.PathLike, distribution: str, split: str, out: 
     relpath = distribution_file(distribution, split)
     records = load_vendored_json(raw_dir, relpath)
     table = records_to_table(records, distribution, split, source=str(Path(raw_dir) / relpath))
-    provenance = {"source": relpath, "source_sha256": read_manifest(raw_dir)[relpath]}
+    manifest = read_manifest(raw_dir)
+    provenance = {"source": relpath, "source_sha256": manifest[relpath]}
+    metadata = distribution_file(distribution, "metadata")
+    if metadata in manifest:  # how an imported distribution was read, grouped and split
+        imported = load_vendored_json(raw_dir, metadata).get("import")
+        if imported:
+            provenance["import"] = json.dumps(imported, sort_keys=True)
     write_split(table, out, provenance)
     return table
 
@@ -48,6 +55,15 @@ def build_split(raw_dir: str | os.PathLike, distribution: str, split: str, out: 
 def read_split(path: str | os.PathLike) -> pd.DataFrame:
     """Load a split written by `build_split`, refusing a file of another shape."""
     return read_parquet(path, SPLIT_SCHEMA, "split file")
+
+
+def load_split(path: str | os.PathLike):
+    """A split written by `build_split` as a `datasets.Dataset` (responses and scores as lists);
+    its shape is checked as `read_split` does."""
+    import datasets
+
+    read_split(path)
+    return datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
 
 
 def sample_examples(split: pd.DataFrame, count: int | None, seed: int) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """Adding a distribution or a shift of one's own to the vendored data, checksummed like the rest.
 
-`add_distribution` validates a folder in the upstream layout (train.json, test.json, optional
-metadata.json) and vendors it under `distributions/<name>/` (xz, one file per split).
+`add_distribution` vendors a folder in the upstream layout (train.json, test.json, optional
+metadata.json), or preference data in the community's layouts read with `datasets`
+(genies.data.preference_import), under `distributions/<name>/` (xz, one file per split).
 `add_shift` appends a shift to its category file and to all.json (and, asked for, GENIES.json).
 Both update SHA256SUMS, so the pipeline reads them like the upstream data.
 """
@@ -12,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+from genies.data.preference_import import Columns, import_preferences
 from genies.data.shifts import LABELS, SHIFTS_DIR, load_shifts
 from genies.data.validate import data_file, validate_distribution_dir
 from genies.data.vendored import (
@@ -33,17 +35,32 @@ def check_name(name: str, what: str) -> None:
         raise GeniesError(f"{what} {name!r}: use lower-case letters, digits and underscores")
 
 
-def add_distribution(folder: str | os.PathLike, raw_dir: str | os.PathLike, name=None) -> str:
-    """Vendor the distribution folder `folder` as `name` (default: the folder's name)."""
-    folder, raw_dir = Path(folder), Path(raw_dir)
-    name = name or folder.name
+def add_distribution(
+    path: str | os.PathLike,
+    raw_dir: str | os.PathLike,
+    name: str | None = None,
+    columns: Columns | None = None,
+    test_fraction: float | None = None,
+    seed: int = 0,
+) -> str:
+    """Vendor the data at `path` as `name` (default: the folder's or file's name): a folder in
+    the upstream layout as it is, anything else through genies.data.preference_import with the
+    named `columns` and, for one split, a seeded `test_fraction` (recorded in metadata.json)."""
+    path, raw_dir = Path(path), Path(raw_dir)
+    if not path.exists():
+        raise GeniesError(f"{path}: not found")
+    name = name or path.stem
     check_name(name, "distribution")
     if name in vendored_distributions(raw_dir):
         raise GeniesError(f"distribution {name!r} already exists in {raw_dir}")
-    validate_distribution_dir(folder)
-    contents = {split: read_json_file(data_file(folder, split)) for split in SPLITS}
-    metadata = data_file(folder, "metadata")
-    contents["metadata"] = read_json_file(metadata) if metadata else {"id": name}
+    if is_upstream_layout(path):
+        validate_distribution_dir(path)
+        contents = {split: read_json_file(data_file(path, split)) for split in SPLITS}
+        metadata = data_file(path, "metadata")
+        contents["metadata"] = read_json_file(metadata) if metadata else {"id": name}
+    else:
+        records, described = import_preferences(path, columns or Columns(), test_fraction, seed)
+        contents = records | {"metadata": {"id": name, "import": described}}
     manifest = {}
     for stem, content in contents.items():
         relpath = distribution_file(name, stem)
@@ -51,6 +68,21 @@ def add_distribution(folder: str | os.PathLike, raw_dir: str | os.PathLike, name
         manifest[relpath] = copy_bytes(packed, raw_dir / relpath)
     write_manifest(raw_dir, manifest)
     return name
+
+
+def is_upstream_layout(path: Path) -> bool:
+    """A folder whose train.json(.xz) is a JSON list of records with a {text: score} object."""
+    train = data_file(path, "train") if path.is_dir() else None
+    try:
+        records = read_json_file(train) if train else None
+    except GeniesError:  # not JSON: JSON Lines, say
+        return False
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and isinstance(records[0], dict)
+        and isinstance(records[0].get("responses"), dict)
+    )
 
 
 def add_shift(
