@@ -82,7 +82,9 @@ def read_source(path: Path) -> tuple[dict[str, list[dict]], dict]:
         raise GeniesError(f"{path}: not a folder, nor a data file ({known})")
     kinds = {FORMATS[file.suffix] for file in files.values()}
     if len(kinds) > 1:
-        raise GeniesError(f"{path}: its splits are in different formats ({', '.join(kinds)})")
+        raise GeniesError(
+            f"{path}: its splits are in different formats ({', '.join(sorted(kinds))})"
+        )
     (kind,) = kinds
     splits = {}
     for split, file in files.items():
@@ -105,11 +107,12 @@ def holds_no_rows(file: Path, kind: str) -> bool:
     """An empty file, a Parquet table of no rows, a CSV header alone, an empty JSON list: what
     `datasets` fails on without saying so."""
     if kind == "parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
             return pq.read_metadata(file).num_rows == 0
-        except Exception:  # not Parquet: datasets says why
+        except (pa.ArrowException, OSError):  # not Parquet: datasets says why
             return False
     with open(file, encoding="utf-8", errors="replace") as f:
         start = f.read(1 << 16).strip()  # a file with rows has them here, or is large
