@@ -18,7 +18,13 @@ wildcard_constraints:
     model="|".join(CFG.models),
     template="|".join(TEMPLATES),
     intervention="|".join(CFG.interventions),
-    source="|".join([*vendored_distributions(RAW), UNTRAINED_SOURCE]),
+    source="|".join(
+        [
+            *vendored_distributions(RAW),
+            UNTRAINED_SOURCE,
+            *(re.escape(s) for _, s in MIXED),
+        ]
+    ),
 
 
 include: "rules/data.smk"

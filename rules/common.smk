@@ -1,4 +1,5 @@
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -7,7 +8,9 @@ from genies.code_inputs import library_files
 from genies.config import validate_config
 from genies.errors import GeniesError
 from genies import run_lock
+from genies.data.mixing import parse_mixed_source
 from genies.evaluation.model_jobs import (
+    mixed_scored,
     needed_evaluations,
     needed_state_infos,
     scored_distributions,
@@ -17,6 +20,7 @@ from genies.paths import (
     FIGURES_DIR,
     GENIES_SHIFTS,
     GENIES_TABLE,
+    MIXING_TABLE,
     MODELS_PER_SHIFT,
     UNTRAINED_SOURCE,
     activation_path,
@@ -97,7 +101,13 @@ PAPER_FIGURES = {
 }
 
 
-ACTIVATION_SPLITS = splits_read(CFG.shifts)
+# (method, mixed fit as filed) -> [its target], for the configured mixing fractions
+MIXED = mixed_scored(CFG.mixing, CFG.shifts)
+# a mixed fit reads the target's training split too
+ACTIVATION_SPLITS = sorted(
+    {*splits_read(CFG.shifts)}
+    | {(shift.target, "train") for shift in CFG.shifts if MIXED}
+)
 TEMPLATES = list(CFG.activations["templates"])
 
 
@@ -118,20 +128,47 @@ def extraction_request(wildcards):
 
 def fit_inputs(wildcards):
     """A fit job's inputs: the source's training split, the model folder (its manifest says
-    which weights every state used), the cache files the method reads."""
+    which weights every state used), the cache files the method reads; for a mixed fit, the
+    target's training split and cache files too."""
     method = interventions.registry()[wildcards.intervention]
-    return {
-        "split": split_path(wildcards.source, "train"),
-        "model": model_dir(wildcards.model),
-        "activations": [
-            activation_path(wildcards.model, template, wildcards.source, "train")
+    mixed = parse_mixed_source(wildcards.source)
+    source = wildcards.source if mixed is None else mixed[0]
+
+    def caches(distribution):
+        return [
+            activation_path(wildcards.model, template, distribution, "train")
             for template in method.reads.templates
-        ],
+        ]
+
+    inputs = {
+        "split": split_path(source, "train"),
+        "model": model_dir(wildcards.model),
+        "activations": caches(source),
     }
+    if mixed is not None:
+        inputs["mix_split"] = split_path(mixed[1], "train")
+        inputs["mix_activations"] = caches(mixed[1])
+    return inputs
+
+
+def mix_argument(wildcards, input):
+    """--mix of a mixed fit: the target's training split, its cache files, the fraction."""
+    mixed = parse_mixed_source(wildcards.source)
+    if mixed is None:
+        return ""
+    method = interventions.registry()[wildcards.intervention]
+    mix = {
+        "split": input.mix_split,
+        "activations": dict(
+            zip(method.reads.templates, input.mix_activations, strict=True)
+        ),
+        "fraction": mixed[2],
+    }
+    return f"--mix '{json.dumps(mix, separators=(',', ':'))}'"
 
 
 # (method, source as filed) -> the test splits its one evaluation job scores
-SCORED = scored_distributions(CFG.interventions, CFG.shifts)
+SCORED = scored_distributions(CFG.interventions, CFG.shifts) | MIXED
 
 
 def scored_inputs(wildcards) -> dict:

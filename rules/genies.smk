@@ -69,7 +69,13 @@ rule genies_table:
     resources:
         mem_mb=2000,
     params:
-        config=json.dumps(results_config(config), sort_keys=True, separators=(",", ":")),
+        # without `mixing`, which the GENIES table does not read: a new fraction reruns only
+        # the mixing jobs
+        config=json.dumps(
+            {k: v for k, v in results_config(config).items() if k != "mixing"},
+            sort_keys=True,
+            separators=(",", ":"),
+        ),
     shell:
         "genies genies-table --tidy {input.tidy} --config '{params.config}' "
         "--sidecars {input.sidecars} --evaluations {input.evaluations} 2> {log}"
@@ -108,7 +114,49 @@ rule genies_figures:
         "--resamples {params.resamples} --level {params.level} 2> {log}"
 
 
+# The mixing runs (config `mixing`): each mixed fit's accuracy on its target beside the plain
+# shift's and the target-tuned capability.
+rule mixing_table:
+    input:
+        tidy=expand(shift_metrics_path("{model}"), model=CFG.models),
+        evaluations=[
+            evaluation_path(model, method, source)
+            for model in CFG.models
+            for method, source in MIXED
+        ],
+        states=[
+            state_info_path(state_path(model, method, source))
+            for model in CFG.models
+            for method, source in MIXED
+        ],
+        shift_specs=SHIFT_SPECS,
+        code=code("mixing-table"),
+    output:
+        csv=f"{MIXING_TABLE}.csv",
+        md=f"{MIXING_TABLE}.md",
+    log:
+        "logs/mixing_table.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        models=list(CFG.models),
+        mixing=json.dumps(CFG.mixing, separators=(",", ":")),
+        shifts=[shift.name for shift in CFG.shifts],
+        seed=CFG.seed,
+        resamples=CFG.bootstrap["resamples"],
+        level=CFG.bootstrap["level"],
+        raw_dir=lambda wildcards, input: raw_dir_of(input.shift_specs[0]),
+    shell:
+        "genies mixing-table --models {params.models} --mixing '{params.mixing}' "
+        "--shifts {params.shifts:q} --seed {params.seed} --resamples {params.resamples} "
+        "--level {params.level} --raw-dir {params.raw_dir} 2> {log}"
+
+
 rule genies:
     input:
         rules.genies_table.output,
         rules.genies_figures.output,
+        rules.mixing_table.output if MIXED else [],

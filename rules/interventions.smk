@@ -23,9 +23,10 @@ rule fit:
         **INTERVENTION_PARAMS,
         examples=examples_argument("train"),
         activations=cache_arguments,
+        mix=mix_argument,
     shell:
         "genies fit {wildcards.intervention} --split {input.split} "
-        "--activations {params.activations} "
+        "--activations {params.activations} {params.mix} "
         + INTERVENTION_ARGS
         + " --out {output.state} 2> {log}"
 

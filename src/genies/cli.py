@@ -177,6 +177,18 @@ def scored_inputs(inputs: dict) -> dict[str, tuple[str, dict[str, str]]]:
     return scored
 
 
+def mix_argument(mix: dict | None) -> dict | None:
+    """--mix as fit takes it: the split mixed in, its cache files, the fraction drawn."""
+    if mix is None:
+        return None
+    fraction = mix.get("fraction")
+    if not isinstance(mix.get("split"), str) or not isinstance(fraction, float):
+        raise GeniesError(f"--mix: expected a split path and a fraction, got {mix}")
+    return {"split": mix["split"], "activations": dict(mix.get("activations", {}))} | {
+        "fraction": fraction
+    }
+
+
 def intervention_job_args(args) -> dict:
     import torch
 
@@ -197,7 +209,7 @@ def cmd_fit(args) -> None:
     from genies.interventions.jobs import fit
 
     split = {"split_path": args.split, "activation_paths": activation_paths(args.activations)}
-    info = fit(**intervention_job_args(args), **split)
+    info = fit(**intervention_job_args(args), **split, mix=mix_argument(args.mix))
     print(f"wrote {args.out}: {args.intervention} fitted on {info['pairs']} pairs", file=sys.stderr)
 
 
@@ -218,6 +230,14 @@ def cmd_shift_metrics(args) -> None:
     bootstrap = {"seed": args.seed, "resamples": args.resamples, "level": args.level}
     tidy = shift_metrics_job(args.model, args.interventions, args.shifts, args.raw_dir, bootstrap)
     print(f"wrote the shift metrics of {args.model}: {len(tidy)} rows", file=sys.stderr)
+
+
+def cmd_mixing_table(args) -> None:
+    from genies.evaluation.mixing_table import mixing_table_job
+
+    bootstrap = {"seed": args.seed, "resamples": args.resamples, "level": args.level}
+    table = mixing_table_job(args.models, args.mixing, args.shifts, args.raw_dir, bootstrap)
+    print(f"wrote the mixing table: {len(table)} rows", file=sys.stderr)
 
 
 def cmd_genies_table(args) -> None:
@@ -453,6 +473,13 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--activations", nargs="*", default=[], help="TEMPLATE=PATH of each cache file"
             )
+            sub.add_argument(
+                "--mix",
+                type=json_object,
+                default=None,
+                help='JSON: {"split": PATH, "activations": {TEMPLATE: PATH}, "fraction": F}: '
+                "a fraction of that split's examples mixed into the training pairs",
+            )
         else:
             sub.add_argument(
                 "--inputs",
@@ -476,6 +503,17 @@ def parser() -> argparse.ArgumentParser:
     sub = command("shift-metrics", cmd_shift_metrics, "per-shift tables of one model")
     sub.add_argument("model")
     sub.add_argument("--interventions", nargs="+", required=True)
+    sub.add_argument("--shifts", nargs="+", required=True, help="source->target names")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--resamples", type=int, default=2000)
+    sub.add_argument("--level", type=float, default=0.95)
+    sub.add_argument("--raw-dir", default=RAW_DIR)
+
+    sub = command("mixing-table", cmd_mixing_table, "the data-mixing table of the models")
+    sub.add_argument("--models", nargs="+", required=True)
+    sub.add_argument(
+        "--mixing", type=json_object, required=True, help="JSON: fractions and interventions"
+    )
     sub.add_argument("--shifts", nargs="+", required=True, help="source->target names")
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--resamples", type=int, default=2000)

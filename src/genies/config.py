@@ -11,8 +11,9 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from genies.data.mixing import mixed_count
 from genies.data.shifts import Shift, load_shifts
-from genies.data.vendored import vendored_distributions
+from genies.data.vendored import distribution_file, load_vendored_json, vendored_distributions
 from genies.errors import GeniesError
 from genies.models.catalog import CATALOG, resolve_model
 
@@ -32,6 +33,8 @@ class PipelineConfig:
     activations: dict
     bootstrap: dict
     seed: int
+    # fractions (ascending) and the interventions mixed; no fractions: no mixing runs
+    mixing: dict
 
 
 def with_defaults(validator_class):
@@ -247,10 +250,11 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) 
     needed = templates_read(config["interventions"])
     activations.setdefault("templates", needed)
     check_templates_cover(activations["templates"], needed)
+    shifts = resolve_shifts(config["shifts"], raw_dir, known)
     return PipelineConfig(
         raw_dir=raw_dir,
         distributions=resolve_distributions(config["distributions"], known),
-        shifts=resolve_shifts(config["shifts"], raw_dir, known),
+        shifts=shifts,
         models=models,
         interventions=list(config["interventions"]),
         hyperparameters=hyperparameters,
@@ -258,7 +262,40 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) 
         activations=activations,
         bootstrap=dict(config["bootstrap"]),
         seed=config["seed"],
+        mixing=resolve_mixing(config, raw_dir, shifts),
     )
+
+
+def resolve_mixing(config: dict, raw_dir: str, shifts: list[Shift]) -> dict:
+    """The fractions and the interventions mixed, refused where a fraction draws no example of a
+    target or an intervention learns nothing from its training data."""
+    from genies import interventions
+
+    fractions = sorted(config["mixing"]["fractions"])
+    configured = config["interventions"]
+    trained = [name for name in configured if interventions.registry()[name].trained]
+    chosen = config["mixing"].get("interventions", trained)
+    for name in chosen:
+        if name not in configured:
+            raise GeniesError(
+                f"config: mixing: interventions: {name!r} is not among the configured "
+                f"interventions ({', '.join(configured)})"
+            )
+        if name not in trained:
+            raise GeniesError(
+                f"config: mixing: interventions: {name!r} learns nothing from its training data, "
+                "so mixing cannot change it; mixed can be: " + ", ".join(trained)
+            )
+    cap = examples_per_split(config["max_examples"])["train"]
+    for target in sorted({shift.target for shift in shifts}) if fractions else []:
+        available = len(load_vendored_json(raw_dir, distribution_file(target, "train")))
+        examples = min(available, cap or available)
+        if mixed_count(fractions[0], examples) == 0:
+            raise GeniesError(
+                f"config: mixing: fractions: {fractions[0]} of {target}'s {examples} training "
+                "examples draws none; use a larger fraction (or more max_examples)"
+            )
+    return {"fractions": fractions, "interventions": list(chosen)}
 
 
 def load_config(path: str | os.PathLike, schema_path=SCHEMA_PATH) -> PipelineConfig:

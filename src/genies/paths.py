@@ -62,3 +62,4 @@ GENIES_SHIFTS = "results/genies_shifts.csv"
 # one row per (shift, intervention), one column per model, the paired differences
 MODELS_PER_SHIFT = "results/genies_models_per_shift.csv"
 FIGURES_DIR = "results/figures"
+MIXING_TABLE = "results/mixing"  # .csv, .md

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from genies import interventions, paths
+from genies.data.mixing import mixed_source
 from genies.data.shifts import Shift, load_shifts
 from genies.evaluation.genies_table import (
     genies_table,
@@ -90,6 +91,16 @@ def scored_distributions(methods: list[str], shifts: list[Shift]) -> dict[tuple,
     for method, source, distribution in needed_scores(methods, shifts):
         scored.setdefault((method, scored_source(method, source)), set()).add(distribution)
     return {key: sorted(distributions) for key, distributions in sorted(scored.items())}
+
+
+def mixed_scored(mixing: dict, shifts: list[Shift]) -> dict[tuple, list[str]]:
+    """(method, mixed fit as filed) -> [its target]: a mixed fit is scored on its target alone."""
+    return {
+        (method, mixed_source(shift.source, shift.target, fraction)): [shift.target]
+        for shift in shifts
+        for method in mixing["interventions"]
+        for fraction in mixing["fractions"]
+    }
 
 
 def needed_evaluations(model: str, methods: list[str], shifts: list[Shift]) -> list[str]:

@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from genies import interventions
+from genies.data.mixing import draw_mixed
 from genies.data.pairs import evaluation_pairs, training_pairs
 from genies.data.splits import read_examples
 from genies.errors import GeniesError
@@ -177,27 +178,78 @@ def fit(
     settings: dict,
     out,
     max_examples: int | None = None,
+    mix: dict | None = None,
 ) -> dict:
-    """Fit `name` on one training pair per example of `split_path`; write the state to `out`."""
+    """Fit `name` on one training pair per example of `split_path` (and, given `mix`, of a
+    fraction of another split's examples: {"split", "activations", "fraction"}, see
+    genies.data.mixing); write the state to `out`."""
     method = interventions.get(name)
-    examples = read_examples(split_path, max_examples, seed)
     manifest = model_manifest(model_dir)
     with ExitStack() as stack:
         model = load_model_read(method, model_dir, settings, stack)
-        pairs = training_pairs(examples, seed)
-        data = pair_data(
-            method, split_path, pairs, examples, activation_paths, manifest, settings, model
-        )
-        made = computed_with(input_records(data, activation_paths, model_dir))
-        data.shots = examples
+        inputs = (method, manifest, settings, model, model_dir, max_examples, seed)
+        data, examples, records, hashes = training_data(*inputs, split_path, activation_paths)
+        data.shots, mixed = examples, {}
+        if mix:
+            more, target, more_records, more_hashes = training_data(
+                *inputs, mix["split"], mix["activations"], mix["fraction"]
+            )
+            data = followed_by(data, more, len(examples))
+            data.shots = pd.concat([examples, target], ignore_index=True)
+            records, hashes = records | more_records, hashes | more_hashes
+            mixed = {k: mix[k] for k in ("split", "fraction")} | {
+                "example_ids": list(target.example_id)
+            }
+        made = computed_with(records)
         data.work_dir = Path(fit_work_dir(out))
         state = method.fit(data, hyperparameters, seed)
-    hashes = data_hashes(data, activation_paths, [split_path])
     info = facts(method, hyperparameters, seed, manifest, hashes, made)
     info |= {"pairs": len(data.pairs), "max_examples": max_examples, "fitted": state.info}
+    info |= {"mixed": mixed} if mixed else {}
     write_state(out, state, info)
     shutil.rmtree(data.work_dir, ignore_errors=True)
     return info
+
+
+def training_data(
+    method, manifest, settings, model, model_dir, max_examples, seed, split_path, paths, mixed=None
+):
+    """(PairData, the examples trained on, what its inputs record, their hashes) of one training
+    split: one pair per example of its `max_examples` sample, or of the `mixed` fraction of it."""
+    examples = read_examples(split_path, max_examples, seed)
+    pairs = training_pairs(examples, seed)
+    trained = examples
+    if mixed is not None:  # its pairs keep their rows in the whole sample's cache
+        trained = draw_mixed(examples, mixed, seed, split_path)
+        pairs = pairs[pairs.example_id.isin(trained.example_id)].reset_index(drop=True)
+    data = pair_data(method, split_path, pairs, examples, paths, manifest, settings, model)
+    records = input_records(data, paths, model_dir)
+    return data, trained, records, data_hashes(data, paths, [split_path])
+
+
+def followed_by(data: PairData, more: PairData, offset: int) -> PairData:
+    """`data`'s pairs and cache rows followed by `more`'s, whose example indices are shifted by
+    `offset` (the examples of `data`'s cache) so that every pair still finds its own rows."""
+    import torch
+
+    shifted = more.pairs.assign(example_index=more.pairs.example_index + offset)
+    activations = {}
+    for template, (tensors, metadata) in data.activations.items():
+        extra, extra_metadata = more.activations[template]
+        for key in ("residual_layers", "head_layers"):
+            if metadata[key] != extra_metadata[key]:
+                raise GeniesError(
+                    f"{extra_metadata['split']}: its {template} cache holds {key} "
+                    f"{extra_metadata[key]}, {metadata['split']} {metadata[key]}; rebuild one"
+                )
+        extra = extra | {"example_index": extra["example_index"] + offset}
+        joined = {name: torch.cat([tensors[name], extra[name]]) for name in tensors}
+        activations[template] = (joined, metadata)
+    return replace(
+        data,
+        pairs=pd.concat([data.pairs, shifted], ignore_index=True),
+        activations=activations,
+    )
 
 
 def write_state(path, state: State, info: dict) -> None:

@@ -1,0 +1,95 @@
+"""`results/mixing.csv`: each mixed fit's accuracy on its target (genies.data.mixing) beside the
+plain shift's (fraction 0) and the target-tuned capability (the ceiling), with intervals over the
+target's examples, per model, intervention, shift and fraction."""
+
+import json
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+
+from genies import paths
+from genies.data.mixing import mixed_source
+from genies.data.shifts import load_shifts
+from genies.evaluation import metrics
+from genies.evaluation.model_jobs import evaluation_reader
+from genies.evaluation.model_tables import TIE_RULE, accuracy
+from genies.files.tables import markdown_table, write_csv, write_markdown
+
+COLUMNS = [
+    "model",
+    "intervention",
+    "source",
+    "target",
+    "fraction",
+    "mixed_examples",
+    "generalization_accuracy",
+    "accuracy_low",
+    "accuracy_high",
+    "target_tuned_capability",
+    "target_examples",
+]
+
+
+def mixed_examples(model: str, method: str, source: str) -> int:
+    """How many target examples the mixed fit `source` trained on, as its state records."""
+    info = Path(paths.state_info_path(paths.state_path(model, method, source)))
+    return len(json.loads(info.read_text(encoding="utf-8"))["mixed"]["example_ids"])
+
+
+def mixing_rows(model: str, tidy: pd.DataFrame, mixing: dict, shifts, bootstrap: dict) -> list:
+    evaluations = partial(evaluation_reader(), model)
+    plain = tidy.set_index(["intervention", "source", "target"])
+    rows = []
+    for shift in shifts:
+        for method in mixing["interventions"]:
+            unmixed = plain.loc[(method, shift.source, shift.target)]
+            key = {"model": model, "intervention": method, "source": shift.source}
+            key |= {"target": shift.target}
+            ceiling = {"target_tuned_capability": unmixed.target_tuned_capability}
+            rows.append(
+                key
+                | {"fraction": 0.0, "mixed_examples": 0}
+                | unmixed[["generalization_accuracy", "accuracy_low", "accuracy_high"]].to_dict()
+                | ceiling
+                | {"target_examples": unmixed.target_examples}
+            )
+            for fraction in mixing["fractions"]:
+                mixed = mixed_source(shift.source, shift.target, fraction)
+                scored = evaluations(method, mixed, shift.target)
+                low, high = metrics.accuracy_ci(
+                    scored.probability.to_numpy(),
+                    groups=scored.example_id.to_numpy(),
+                    ties=TIE_RULE,
+                    seed=bootstrap["seed"],
+                    n_resamples=bootstrap["resamples"],
+                    level=bootstrap["level"],
+                )
+                rows.append(
+                    key
+                    | {"fraction": fraction, "mixed_examples": mixed_examples(model, method, mixed)}
+                    | {"generalization_accuracy": accuracy(scored)}
+                    | {"accuracy_low": low, "accuracy_high": high}
+                    | ceiling
+                    | {"target_examples": scored.example_id.nunique()}
+                )
+    return rows
+
+
+def mixing_table_job(models, mixing: dict, shift_names, raw_dir, bootstrap: dict) -> pd.DataFrame:
+    registry = load_shifts(raw_dir)
+    shifts = [registry.lookup(name) for name in shift_names]
+    rows = []
+    for model in models:
+        tidy = pd.read_parquet(paths.shift_metrics_path(model))
+        rows += mixing_rows(model, tidy, mixing, shifts, bootstrap)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    write_csv(table, f"{paths.MIXING_TABLE}.csv")
+    body = (
+        f"Target accuracy after mixing a fraction of the target's training examples into the "
+        f"source's (0: the plain shift), with {bootstrap['level']:.0%} bootstrap intervals over "
+        "the target's examples; the target-tuned capability is the ceiling.\n\n"
+        + markdown_table(table)
+    )
+    write_markdown(f"{paths.MIXING_TABLE}.md", "Data mixing", body)
+    return table
