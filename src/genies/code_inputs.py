@@ -8,6 +8,7 @@ subcommand's function `cmd_<name>`, then (transitively, at module level or insid
 """
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = "genies"
@@ -52,6 +53,15 @@ def library_files(src: str | Path, command: str, *modules: str) -> list[str]:
     """Sorted paths (under `src`) of what `genies <command>` runs, plus `modules` it loads by name
     (a registered intervention), and all they import."""
     src = Path(src)
+    # Snakemake asks once per job, with a few distinct arguments: parsing every module each time
+    # was most of the DAG's build time (0.1 s a job); the key holds each file's mtime and size,
+    # so that an edited module is parsed again
+    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in src.rglob("*.py"))
+    return list(derived_files(src, command, modules, stamp))
+
+
+@functools.cache
+def derived_files(src: Path, command: str, modules: tuple[str, ...], stamp) -> tuple[str, ...]:
     seen: dict[str, Path] = {}
     pending = [*command_modules(src, command), *modules]
     while pending:
@@ -61,4 +71,4 @@ def library_files(src: str | Path, command: str, *modules: str) -> list[str]:
             seen[name] = path
             nodes = ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
             pending.extend(imported_modules(nodes) if name != CLI else ())
-    return sorted(str(path) for path in seen.values())
+    return tuple(sorted(str(path) for path in seen.values()))
