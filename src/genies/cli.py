@@ -98,6 +98,21 @@ def cmd_paper_figures(args) -> None:
     print(f"wrote {len(written)} figures into {args.out_dir}", file=sys.stderr)
 
 
+def cmd_paper_mixing(args) -> None:
+    from genies.figures.common import save_png
+    from genies.figures.mixing import mixing_figure
+    from genies.paper.mixing import mixing_table, write_mixing_table
+    from genies.paper.published import read_index
+
+    table = mixing_table(
+        read_index(args.index), args.raw_dir, args.splits_dir, args.seed, args.resamples, args.level
+    )
+    figure = mixing_figure(table, args.level)  # drawn before anything is written
+    write_mixing_table(table, args.csv, args.md)
+    save_png(figure, args.figure)
+    print(f"wrote {args.csv}, {args.md} and {args.figure}: {len(table)} points", file=sys.stderr)
+
+
 def cmd_materialise(args) -> None:
     from genies.models.loading import materialise_model
 
@@ -416,6 +431,17 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--out-dir", required=True)
     sub.add_argument("--correlations", required=True, help="CSV of every Pearson r shown")
     sub.add_argument("--level", type=float, default=0.95, help="the summary's interval level")
+
+    sub = command("paper-mixing", cmd_paper_mixing, "tabulate and draw the data-mixing runs")
+    sub.add_argument("--index", required=True, help="the Parquet index of paper-index")
+    sub.add_argument("--csv", required=True)
+    sub.add_argument("--md", required=True)
+    sub.add_argument("--figure", required=True, help="PNG: accuracy against the mixed fraction")
+    sub.add_argument("--splits-dir", default="data/splits")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--resamples", type=int, default=2000)
+    sub.add_argument("--level", type=float, default=0.95)
+    sub.add_argument("--raw-dir", default=RAW_DIR)
 
     sub = command("materialise", cmd_materialise, "write a model's folder under models/")
     sub.add_argument("name")
