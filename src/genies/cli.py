@@ -376,6 +376,12 @@ def parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
         return sub
 
+    def bootstrap_options(sub):
+        """The seeded bootstrap intervals' options, as every rule passes them from the config."""
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--resamples", type=int, default=2000)
+        sub.add_argument("--level", type=float, default=0.95)
+
     sub = command("validate", cmd_validate, "check every record of a folder in the upstream layout")
     sub.add_argument("path", help="a distribution folder, or a folder of them")
 
@@ -410,9 +416,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--notes", required=True, help="CSV of caveats per number")
     sub.add_argument("--ttc", required=True, help="CSV: which published TTC values are traceable")
     sub.add_argument("--splits-dir", default="data/splits")
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--resamples", type=int, default=2000)
-    sub.add_argument("--level", type=float, default=0.95)
+    bootstrap_options(sub)
     sub.add_argument("--raw-dir", default=RAW_DIR)
 
     sub = command("paper-summary", cmd_paper_summary, "GENIES means with bootstrap intervals")
@@ -420,9 +424,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--csv", required=True)
     sub.add_argument("--md", required=True)
     sub.add_argument("--json", required=True, help="nested means, for dvc metrics")
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--resamples", type=int, default=2000)
-    sub.add_argument("--level", type=float, default=0.95)
+    bootstrap_options(sub)
 
     sub = command("paper-figures", cmd_paper_figures, "draw the paper's figures")
     sub.add_argument("--tidy", required=True)
@@ -438,9 +440,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--md", required=True)
     sub.add_argument("--figure", required=True, help="PNG: accuracy against the mixed fraction")
     sub.add_argument("--splits-dir", default="data/splits")
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--resamples", type=int, default=2000)
-    sub.add_argument("--level", type=float, default=0.95)
+    bootstrap_options(sub)
     sub.add_argument("--raw-dir", default=RAW_DIR)
 
     sub = command("materialise", cmd_materialise, "write a model's folder under models/")
@@ -503,9 +503,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("model")
     sub.add_argument("--interventions", nargs="+", required=True)
     sub.add_argument("--shifts", nargs="+", required=True, help="source->target names")
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--resamples", type=int, default=2000)
-    sub.add_argument("--level", type=float, default=0.95)
+    bootstrap_options(sub)
     sub.add_argument("--raw-dir", default=RAW_DIR)
 
     sub = command("genies-table", cmd_genies_table, "the GENIES table of the configured models")
@@ -520,9 +518,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")
     sub.add_argument("--states", nargs="*", default=[], help="fitted states' JSON descriptions")
     sub.add_argument("--out-dir", required=True)
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--resamples", type=int, default=2000)
-    sub.add_argument("--level", type=float, default=0.95)
+    bootstrap_options(sub)
 
     sub = command("vendor", cmd_vendor, "copy the upstream data and shift files into data/raw")
     sub.add_argument("upstream", help="the genies-upstream folder")
