@@ -56,7 +56,7 @@ class MixingRun(NamedTuple):
     model: str
     source: str
     target: str
-    fraction: float  # of the target's examples mixed in, e.g. 0.1 for "-10%"
+    fraction: float  # percent / 100, e.g. 0.1 for "-10%" (a share of the target's pairs: README)
 
 
 def is_mixing_run(run: str) -> bool:
