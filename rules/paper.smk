@@ -102,8 +102,40 @@ rule paper_figures:
         "--correlations {output.correlations} 2> {log}"
 
 
+rule paper_mixing:
+    input:
+        index=rules.published_evaluations.output,
+        splits=[split_path(target, "test") for target in PAPER_TARGETS],
+        ttc=TTC_FILES,
+        code=code("paper-mixing"),
+    output:
+        csv="results/paper/mixing.csv",
+        md="results/paper/mixing.md",
+        figure=paper_figure("mixing", "mixing"),
+    log:
+        "logs/paper/mixing.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        # data/raw, from <raw>/published/target_tuned_capability/<model>/<target>.json
+        raw_dir=lambda wildcards, input: Path(input.ttc[0]).parents[3],
+        splits_dir=lambda wildcards, input: Path(input.splits[0]).parents[1],
+        seed=CFG.seed,
+        resamples=CFG.bootstrap["resamples"],
+        level=CFG.bootstrap["level"],
+    shell:
+        "genies paper-mixing --index {input.index} --raw-dir {params.raw_dir} "
+        "--splits-dir {params.splits_dir} --csv {output.csv} --md {output.md} "
+        "--figure {output.figure} --seed {params.seed} --resamples {params.resamples} "
+        "--level {params.level} 2> {log}"
+
+
 rule paper:
     input:
         rules.paper_tables.output,
         rules.paper_summary.output,
         rules.paper_figures.output,
+        rules.paper_mixing.output,

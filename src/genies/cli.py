@@ -98,6 +98,21 @@ def cmd_paper_figures(args) -> None:
     print(f"wrote {len(written)} figures into {args.out_dir}", file=sys.stderr)
 
 
+def cmd_paper_mixing(args) -> None:
+    from genies.figures.common import save_png
+    from genies.figures.mixing import mixing_figure
+    from genies.paper.mixing import mixing_table, write_mixing_table
+    from genies.paper.published import read_index
+
+    table = mixing_table(
+        read_index(args.index), args.raw_dir, args.splits_dir, args.seed, args.resamples, args.level
+    )
+    figure = mixing_figure(table, args.level)  # drawn before anything is written
+    write_mixing_table(table, args.csv, args.md)
+    save_png(figure, args.figure)
+    print(f"wrote {args.csv}, {args.md} and {args.figure}: {len(table)} points", file=sys.stderr)
+
+
 def cmd_materialise(args) -> None:
     from genies.models.loading import materialise_model
 
@@ -381,6 +396,12 @@ def parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
         return sub
 
+    def bootstrap_options(sub):
+        """The seeded bootstrap intervals' options, as every rule passes them from the config."""
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--resamples", type=int, default=2000)
+        sub.add_argument("--level", type=float, default=0.95)
+
     sub = command("validate", cmd_validate, "check every record of a folder in the upstream layout")
     sub.add_argument("path", help="a distribution folder, or a folder of them")
 
@@ -415,9 +436,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--notes", required=True, help="CSV of caveats per number")
     sub.add_argument("--ttc", required=True, help="CSV: which published TTC values are traceable")
     sub.add_argument("--splits-dir", default="data/splits")
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--resamples", type=int, default=2000)
-    sub.add_argument("--level", type=float, default=0.95)
+    bootstrap_options(sub)
     sub.add_argument("--raw-dir", default=RAW_DIR)
 
     sub = command("paper-summary", cmd_paper_summary, "GENIES means with bootstrap intervals")
@@ -425,9 +444,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--csv", required=True)
     sub.add_argument("--md", required=True)
     sub.add_argument("--json", required=True, help="nested means, for dvc metrics")
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--resamples", type=int, default=2000)
-    sub.add_argument("--level", type=float, default=0.95)
+    bootstrap_options(sub)
 
     sub = command("paper-figures", cmd_paper_figures, "draw the paper's figures")
     sub.add_argument("--tidy", required=True)
@@ -436,6 +453,15 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--out-dir", required=True)
     sub.add_argument("--correlations", required=True, help="CSV of every Pearson r shown")
     sub.add_argument("--level", type=float, default=0.95, help="the summary's interval level")
+
+    sub = command("paper-mixing", cmd_paper_mixing, "tabulate and draw the data-mixing runs")
+    sub.add_argument("--index", required=True, help="the Parquet index of paper-index")
+    sub.add_argument("--csv", required=True)
+    sub.add_argument("--md", required=True)
+    sub.add_argument("--figure", required=True, help="PNG: accuracy against the mixed fraction")
+    sub.add_argument("--splits-dir", default="data/splits")
+    bootstrap_options(sub)
+    sub.add_argument("--raw-dir", default=RAW_DIR)
 
     sub = command("materialise", cmd_materialise, "write a model's folder under models/")
     sub.add_argument("name")
@@ -504,9 +530,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("model")
     sub.add_argument("--interventions", nargs="+", required=True)
     sub.add_argument("--shifts", nargs="+", required=True, help="source->target names")
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--resamples", type=int, default=2000)
-    sub.add_argument("--level", type=float, default=0.95)
+    bootstrap_options(sub)
     sub.add_argument("--raw-dir", default=RAW_DIR)
 
     sub = command("mixing-table", cmd_mixing_table, "the data-mixing table of the models")
@@ -532,9 +556,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")
     sub.add_argument("--states", nargs="*", default=[], help="fitted states' JSON descriptions")
     sub.add_argument("--out-dir", required=True)
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--resamples", type=int, default=2000)
-    sub.add_argument("--level", type=float, default=0.95)
+    bootstrap_options(sub)
 
     sub = command("vendor", cmd_vendor, "copy the upstream data and shift files into data/raw")
     sub.add_argument("upstream", help="the genies-upstream folder")

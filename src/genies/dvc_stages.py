@@ -48,6 +48,7 @@ PAPER_FIGURES = tuple(
         "genies_de",
         "scaling",
         "extreme_vs_probing",
+        "mixing",
         *(
             f"{kind}_{model}"
             for kind in ("heatmap", "accuracy_vs_zero_shot", "reliability")
@@ -79,7 +80,13 @@ STAGES = (
         "every published table recomputed from the published evaluations, the summary, the "
         "figures and the HTML report",
         "paper",
-        ("published_evaluations", "paper_tables", "paper_summary", "paper_figures"),
+        (
+            "published_evaluations",
+            "paper_tables",
+            "paper_summary",
+            "paper_figures",
+            "paper_mixing",
+        ),
         ("raw_dir", "bootstrap", "seed"),
         after=("splits",),
         outs=(
@@ -91,6 +98,8 @@ STAGES = (
             "results/paper/correlations.csv",
             "results/paper/genies_summary.csv",
             "results/paper/genies_summary.md",
+            "results/paper/mixing.csv",
+            "results/paper/mixing.md",
         ),
         metrics=("results/paper/genies_summary.json",),
         plots=PAPER_FIGURES,

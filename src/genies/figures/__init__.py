@@ -8,6 +8,7 @@ the pipeline's own runs, drawn by the same figure code.
 - `heatmap`: one model's DE per shift and intervention;
 - `scatter`: per-shift accuracy against zero-shot accuracy or llama-30b's, with Pearson r;
 - `reliability`: reliability diagrams of the published probabilities;
+- `mixing`: the published data-mixing runs, target accuracy against the mixed fraction;
 - `paper`: the paper's figure set and its table of Pearson r (`make_paper_figures`,
   `correlation_table`, `write_correlations`);
 - `ours`: the figure set of our own models' runs (`make_model_figures`).

@@ -43,10 +43,10 @@ def shade_not_comparable(ax, interventions: list[str], incomparable: Collection[
             ax.axvspan(position - 0.45, position + 0.45, color="grey", alpha=0.15, linewidth=0)
 
 
-def model_legend(fig: Figure) -> None:
-    """One entry per model, outside the axes so that it covers no data."""
+def model_legend(fig: Figure, title: str = "model") -> None:
+    """One entry per label (per model by default), outside the axes so that it covers no data."""
     entries = {}
     for ax in fig.axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             entries.setdefault(label, handle)
-    fig.legend(entries.values(), entries.keys(), title="model", loc="outside right upper")
+    fig.legend(entries.values(), entries.keys(), title=title, loc="outside right upper")

@@ -112,6 +112,15 @@ def load_ttc(raw_dir: str | os.PathLike, model: str) -> dict[str, dict]:
     }
 
 
+def capability_of(ttc: dict[str, dict], raw_dir, model: str, target: str) -> dict:
+    """One model's published TTC record of `target` (`load_ttc`); GeniesError if none."""
+    if target not in ttc:
+        raise GeniesError(
+            f"{raw_dir}/{TTC_DIR}/{model}/{target}.json: target-tuned capability missing"
+        )
+    return ttc[target]
+
+
 def pairs_per_example(splits_dir: str | os.PathLike, target: str) -> np.ndarray:
     split = read_split(Path(splits_dir) / target / "test.parquet")
     return split.responses.map(len).to_numpy() - 1
@@ -129,11 +138,7 @@ def shift_metrics(ctx, model: str, intervention: str, shift: Shift) -> tuple[dic
     target_file = ctx.evaluations.get(intervention, run, shift.target)
     baseline_file = ctx.evaluations.get("zero_shot", run, shift.target)
     source_file = ctx.evaluations.get(intervention, run, shift.source)
-    ttc = ctx.ttc[model].get(shift.target)
-    if ttc is None:
-        raise GeniesError(
-            f"{ctx.raw_dir}/{TTC_DIR}/{model}/{shift.target}.json: target-tuned capability missing"
-        )
+    ttc = capability_of(ctx.ttc[model], ctx.raw_dir, model, shift.target)
     p = target_file.probabilities
     groups = None if p is None else example_groups(ctx.pairs_per_example(shift.target), len(p))
     row = {

@@ -1,0 +1,80 @@
+"""The published data-mixing runs: per shift, target accuracy against the fraction of the
+target's examples mixed into the source's training data, one line per (model, intervention).
+
+Input: the table of `genies.paper.mixing.mixing_table` (fraction 0 is the plain shift). The
+fractions sit evenly spaced on the x axis (0, 1%, 5%, 10%, 35%), so that the small ones stay
+readable; each model's target-tuned capability is its dashed ceiling, chance the grey line at 0.5.
+"""
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from genies.errors import GeniesError
+from genies.figures.common import model_colours, models_of, require_columns, shift_label
+from genies.figures.layout import grid_shape, model_legend, panel_grid
+
+MIXING_COLUMNS = (
+    "model",
+    "intervention",
+    "source",
+    "target",
+    "fraction",
+    "generalization_accuracy",
+    "accuracy_low",
+    "accuracy_high",
+    "target_tuned_capability",
+)
+PANEL_COLUMNS = 3
+CHANCE = 0.5
+# LoRA and MMS, the two interventions with mixing runs; any other is drawn dash-dotted
+INTERVENTION_STYLE = {"lora_fine_tuning": ("-", "o"), "mms": (":", "s")}
+
+
+def mixing_figure(table: pd.DataFrame, level: float) -> Figure:
+    require_columns(table, MIXING_COLUMNS, "mixing table")
+    if table.empty:
+        raise GeniesError("mixing table has no rows")
+    shifts = table[["source", "target"]].drop_duplicates().sort_values(["source", "target"])
+    fractions = sorted(table.fraction.unique())
+    position = {fraction: x for x, fraction in enumerate(fractions)}
+    colours = model_colours(models_of(table))
+    rows, columns = grid_shape(len(shifts), PANEL_COLUMNS)
+    fig = Figure(figsize=(4.2 * columns + 3.2, 3.6 * rows + 0.8), layout="constrained")
+    axes = panel_grid(fig, len(shifts), PANEL_COLUMNS, sharex=True, sharey=True)
+    for ax, shift in zip(axes, shifts.itertuples(index=False), strict=True):
+        mine = table[(table.source == shift.source) & (table.target == shift.target)]
+        for model in models_of(mine):
+            for intervention, line in mine[mine.model == model].groupby("intervention"):
+                line = line.sort_values("fraction")
+                linestyle, marker = INTERVENTION_STYLE.get(intervention, ("-.", "^"))
+                accuracy = line.generalization_accuracy
+                ax.errorbar(
+                    line.fraction.map(position),
+                    accuracy,
+                    yerr=[accuracy - line.accuracy_low, line.accuracy_high - accuracy],
+                    color=colours[model],
+                    linestyle=linestyle,
+                    marker=marker,
+                    capsize=2,
+                    label=f"{model} / {intervention}",
+                )
+            ceiling = mine[mine.model == model].target_tuned_capability.iloc[0]
+            ax.axhline(
+                ceiling, color=colours[model], linestyle="--", linewidth=1, label=f"{model} ceiling"
+            )
+        ax.axhline(CHANCE, color="grey", linestyle=":", linewidth=1, label="chance")
+        ax.set_title(shift_label(shift.source, shift.target), fontsize=9)
+        ax.set(ylim=(0, 1.02), xticks=list(position.values()))
+        ax.set_xticklabels([f"{fraction:.0%}" for fraction in fractions])
+        ax.grid(alpha=0.3)
+    for ax in axes[::columns]:
+        ax.set_ylabel("target accuracy")
+    for ax in axes[-columns:]:
+        ax.set_xlabel("fraction of the target mixed into training")
+    model_legend(fig, title="model / intervention")
+    fig.suptitle(
+        "Published data-mixing runs: target accuracy against the mixed fraction\n"
+        f"(bars: {level:.0%} bootstrap interval over the target's examples; dashed: the model's "
+        "target-tuned capability)"
+    )
+    return fig
