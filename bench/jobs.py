@@ -1,8 +1,8 @@
 """Benchmark: the workflow's jobs per rule, the DAG build time, and each job's fixed cost against
 its compute.
 
-For the default config and for config/paper.yaml with `shifts: all` (an override file written
-into the scratch copy, passed as a second --configfile), a dry run `snakemake -n genies` in a
+For the default config and for config/paper.yaml with config/paper-all.yaml over it (all 56
+distinct shifts), a dry run `snakemake -n genies` in a
 scratch copy of the workflow (tests.helpers.copy_workflow: a run in the repository would leave
 .snakemake state there) gives the jobs per rule (its "Job stats" table), the method of every fit
 and evaluate job (its job listing) and the DAG build time (its wall time, median of --repeats).
@@ -47,7 +47,7 @@ from genies import interventions  # noqa: E402
 from genies.code_inputs import library_files  # noqa: E402
 from tests.helpers import ENV, copy_workflow  # noqa: E402
 
-CONFIGS = {"default": [], "paper, shifts: all": ["config/paper.yaml", "config/override.yaml"]}
+CONFIGS = {"default": [], "paper-all": ["config/paper.yaml", "config/paper-all.yaml"]}
 JOB = re.compile(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", re.M)
 LOAD = """import sys, time
 from genies.models.loading import load_model
@@ -140,7 +140,6 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="genies-bench-jobs-") as scratch:
         workdir = copy_workflow(Path(scratch) / "workflow")
-        (workdir / "config" / "override.yaml").write_text("shifts: all\n", encoding="utf-8")
         dags = {name: dry_run(workdir, files, args.repeats) for name, files in CONFIGS.items()}
     commands = {rule: c for dag in dags.values() for rule, c in dag[3].items()}
     imports = {c: import_seconds(c, args.repeats) for c in sorted(set(commands.values()))}

@@ -96,7 +96,7 @@ PAPER_FIGURES = {
     for name in ("genies_de", "scaling", "extreme_vs_probing")
 } | {
     f"{kind}_{model}": paper_figure(f"{kind}_{model}", kind)
-    for kind in ("heatmap", "accuracy_vs_zero_shot", "reliability")
+    for kind in ("heatmap", "heatmap_all", "accuracy_vs_zero_shot", "reliability")
     for model in PAPER_MODELS
 }
 

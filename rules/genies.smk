@@ -89,6 +89,7 @@ rule genies_figures:
             for model in CFG.models
             for info in needed_state_infos(model, CFG.interventions, CFG.shifts)
         ],
+        mixing=f"{MIXING_TABLE}.csv" if MIXED else [],
         code=code("genies-figures"),
     output:
         report(
@@ -108,8 +109,10 @@ rule genies_figures:
         seed=CFG.seed,
         resamples=CFG.bootstrap["resamples"],
         level=CFG.bootstrap["level"],
+        mixing=lambda wildcards, input: f"--mixing {input.mixing}" if MIXED else "",
     shell:
-        "genies genies-figures --tidy {input.tidy} --states {input.states} --out-dir {output} "
+        "genies genies-figures --tidy {input.tidy} --states {input.states} {params.mixing} "
+        "--out-dir {output} "
         "--seed {params.seed} "
         "--resamples {params.resamples} --level {params.level} 2> {log}"
 

@@ -60,4 +60,4 @@ def test_every_rule_takes_the_code_of_the_command_its_shell_runs():
                 assert named == [shell_commands[rule.group(1)][1]], (path.name, rule.group(1))
             else:
                 assert named == [], (path.name, block.splitlines()[0])
-    assert len(shell_commands) == 14
+    assert len(shell_commands) == 15

@@ -110,7 +110,7 @@ def test_every_expected_figure_is_written_as_a_real_png(rendered):
     out_dir, written = rendered
     models = ("llama-7b", "llama-30b")
     expected = {"genies_de", "scaling", "extreme_vs_probing"}
-    for prefix in ("heatmap", "accuracy_vs_zero_shot", "reliability"):
+    for prefix in ("heatmap", "heatmap_all", "accuracy_vs_zero_shot", "reliability"):
         expected |= {f"{prefix}_{model}" for model in models}
     assert set(written) == expected
     for name, path in written.items():

@@ -1,6 +1,7 @@
 """The GENIES table through real Snakemake runs on tiny-llama: config/test.yaml end to end, twice
 with the same bytes, and a user-added distribution family whose answer is known."""
 
+import hashlib
 import json
 import os
 import re
@@ -265,6 +266,48 @@ def test_adding_a_shift_schedules_only_its_jobs(built):
         for source in new
     }
     assert evaluated == expected
+
+
+MIXING = "mixing: {fractions: [%s], interventions: [mms, lora_fine_tuning]}"
+
+
+def test_mixing_fits_on_the_drawn_target_examples_and_a_new_fraction_runs_only_its_jobs(
+    built, tmp_path
+):
+    workdir = copy_of(built, tmp_path)
+    (workdir / "config/override.yaml").write_text(MIXING % "0.25" + "\n")
+    result = run_snakemake(workdir, "genies", *TEST_CONFIG, "config/override.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(workdir / "results/mixing.csv")
+    rows = zip(table.intervention, table.fraction, table.mixed_examples, strict=True)
+    assert sorted(rows) == [
+        ("lora_fine_tuning", 0.0, 0),
+        ("lora_fine_tuning", 0.25, 3),  # floor(0.25 x the target's 12 training examples)
+        ("mms", 0.0, 0),
+        ("mms", 0.25, 3),
+    ]
+    plain = pd.read_csv(workdir / "results/genies_shifts.csv").set_index("intervention")
+    unmixed = table[table.fraction == 0].set_index("intervention")
+    for method in ("mms", "lora_fine_tuning"):
+        assert unmixed.generalization_accuracy[method] == plain.generalization_accuracy[method]
+    # the drawn examples, computed here: the target's 12-example sample, then its first 3, both
+    # by the rank of sha256("<seed>/<example id>")
+    ids = pd.read_parquet(workdir / "data/splits/alpaca_long/train.parquet").example_id
+    ranked = sorted(ids, key=lambda e: hashlib.sha256(f"0/{e}".encode()).hexdigest())
+    for method in ("mms", "lora_fine_tuning"):
+        state = workdir / f"results/interventions/tiny-llama/{method}/alpaca_short+alpaca_long@0.25"
+        info = json.loads(state.with_suffix(".json").read_text())
+        assert info["mixed"]["example_ids"] == [e for e in ids if e in set(ranked[:3])]
+        assert info["pairs"] == 12 + 3
+    scored = pd.read_parquet(
+        workdir / "results/evaluations/tiny-llama/mms/alpaca_short+alpaca_long@0.25.parquet"
+    )
+    assert set(scored.distribution) == {"alpaca_long"}
+    assert (workdir / "results/figures/mixing.png").read_bytes().startswith(b"\x89PNG")
+    rules, outputs = dry_run_outputs(workdir, MIXING % "0.25, 0.5")
+    assert rules == {"fit", "evaluate", "mixing_table", "genies_figures", "genies"}
+    refitted = {path for path in outputs if path.startswith("results/interventions/")}
+    assert refitted and all("@0.5." in path for path in refitted)
 
 
 def pairwise_rows(records: list[dict]) -> list[dict]:

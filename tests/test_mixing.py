@@ -27,9 +27,10 @@ from tests.test_representation_methods import (
 UNMARKED = Marker(heads=(), layers=())
 
 
-def test_a_fraction_rounds_half_up_and_may_draw_none():
-    assert [mixed_count(f, 10) for f in (0.01, 0.05, 0.25, 0.35)] == [0, 1, 3, 4]
-    assert mixed_count(0.01, 32) == 0 and mixed_count(0.05, 32) == 2 and mixed_count(0.1, 32) == 3
+def test_a_fraction_rounds_down_and_may_draw_none():
+    assert [mixed_count(f, 10) for f in (0.01, 0.05, 0.25, 0.35, 0.5)] == [0, 0, 2, 3, 5]
+    assert mixed_count(0.05, 32) == 1 and mixed_count(0.1, 32) == 3 and mixed_count(0.35, 32) == 11
+    assert mixed_count(0.29, 100) == 29  # not floor(28.999999999999996)
 
 
 def test_the_draw_is_the_seeded_ranking_and_a_larger_fraction_keeps_a_smaller_ones():

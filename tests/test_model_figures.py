@@ -130,7 +130,8 @@ def tick_texts(labels) -> list[str]:
 def test_every_figure_of_made_up_models_is_written_as_a_real_png(tidy, tmp_path):
     written = make_model_figures(tidy, summary_of(tidy), tmp_path, 0.95)
     expected = {"genies_de", "extreme_vs_probing", "models_per_shift"}  # two models: compared
-    for prefix in ("heatmap", "accuracy_vs_zero_shot"):
+    # heatmap_all: the runs have a shift beyond the GENIES ones
+    for prefix in ("heatmap", "heatmap_all", "accuracy_vs_zero_shot"):
         expected |= {f"{prefix}_{model}" for model in MODELS}
     assert set(written) == expected
     assert_real_pngs(written, tmp_path)
@@ -241,3 +242,19 @@ def test_an_empty_tidy_raises_and_writes_nothing(tidy, tmp_path):
     with pytest.raises(GeniesError, match="no rows"):
         make_model_figures(tidy.iloc[:0], summary_of(tidy), out_dir, 0.95)
     assert not out_dir.exists()
+
+
+def test_a_heatmap_of_many_shifts_runs_them_down_the_rows(tidy):
+    """Past 20 shifts (the paper's 56) each shift gets a row and a legible label."""
+    many = pd.concat(
+        [tidy.assign(source=f"s{i}", genies_position=0, genies_label="") for i in range(6)]
+    )
+    shifts = many[["source", "target"]].drop_duplicates()
+    assert len(shifts) == 30
+    tall = heatmap_figure(many, "tiny-llama").axes[0]
+    assert [t.get_text() for t in tall.get_yticklabels()] == [
+        f"{s} → {t}" for s, t in shifts.itertuples(index=False)
+    ]
+    assert len(tall.get_xticklabels()) == len(INTERVENTIONS)
+    wide = heatmap_figure(tidy, "tiny-llama").axes[0]
+    assert len(wide.get_xticklabels()) == len(SHIFTS)

@@ -185,4 +185,4 @@ def test_the_command_writes_the_table_and_the_figure(published, tmp_path):
 
 def test_a_table_without_intervals_draws_nothing(published):
     with pytest.raises(GeniesError, match="accuracy_low"):
-        mixing_figure(published["table"].drop(columns="accuracy_low"), 0.95)
+        mixing_figure(published["table"].drop(columns="accuracy_low"), 0.95, "Published")

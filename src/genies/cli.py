@@ -107,7 +107,8 @@ def cmd_paper_mixing(args) -> None:
     table = mixing_table(
         read_index(args.index), args.raw_dir, args.splits_dir, args.seed, args.resamples, args.level
     )
-    figure = mixing_figure(table, args.level)  # drawn before anything is written
+    # drawn before anything is written
+    figure = mixing_figure(table, args.level, "Published data-mixing runs")
     write_mixing_table(table, args.csv, args.md)
     save_png(figure, args.figure)
     print(f"wrote {args.csv}, {args.md} and {args.figure}: {len(table)} points", file=sys.stderr)
@@ -266,7 +267,7 @@ def cmd_genies_figures(args) -> None:
     from genies.evaluation.figures_job import genies_figures_job
 
     written = genies_figures_job(
-        args.tidy, args.states, args.out_dir, args.seed, args.resamples, args.level
+        args.tidy, args.states, args.out_dir, args.seed, args.resamples, args.level, args.mixing
     )
     print(f"wrote {len(written)} figures into {args.out_dir}", file=sys.stderr)
 
@@ -555,6 +556,7 @@ def parser() -> argparse.ArgumentParser:
     sub = command("genies-figures", cmd_genies_figures, "the figures of the configured models")
     sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")
     sub.add_argument("--states", nargs="*", default=[], help="fitted states' JSON descriptions")
+    sub.add_argument("--mixing", default=None, help="the mixing table, if mixing runs exist")
     sub.add_argument("--out-dir", required=True)
     bootstrap_options(sub)
 

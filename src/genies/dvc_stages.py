@@ -51,7 +51,7 @@ PAPER_FIGURES = tuple(
         "mixing",
         *(
             f"{kind}_{model}"
-            for kind in ("heatmap", "accuracy_vs_zero_shot", "reliability")
+            for kind in ("heatmap", "heatmap_all", "accuracy_vs_zero_shot", "reliability")
             for model in ("openllama-3b", "llama-7b", "llama-13b", "llama-30b")
         ),
     )

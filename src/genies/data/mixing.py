@@ -1,10 +1,13 @@
 """Data mixing: training on a source's examples plus a fraction of the target's.
 
 A reconstruction of the paper's `<model>-<source>-<target>-<pct>%` runs, whose code was never
-published (its evidence: README, "Data mixing"):
+published (the evidence of their evaluation files: README, "The published data-mixing runs"):
 - the fraction is of the target's training examples that the run reads (every example, or the
-  `max_examples` sample of the config), rounded half up; a fraction that draws none is refused;
-- the drawn examples are added to the source's, none of which is left out;
+  `max_examples` sample of the config): one training pair each, so of its training pairs, the unit
+  the published mixture test sets count in; rounded down, as those hold exactly
+  floor(fraction x the target's test pairs) of the target's; a fraction that draws none is refused;
+- the drawn examples are added to the source's, none of which is left out (the published mixture
+  test sets hold all of the source's test pairs);
 - they are the first of the target's examples ranked by sha256("<seed>/<example_id>") (as every
   sample, genies.data.splits), so a larger fraction keeps a smaller one's examples.
 """
@@ -32,8 +35,8 @@ def parse_mixed_source(name: str) -> tuple[str, str, float] | None:
 
 
 def mixed_count(fraction: float, examples: int) -> int:
-    """How many of `examples` target examples a fraction mixes in: rounded half up."""
-    return math.floor(fraction * examples + 0.5)
+    """How many of `examples` target examples a fraction mixes in: rounded down."""
+    return math.floor(round(fraction * examples, 9))  # 0.29 x 100 is 28.999999999999996
 
 
 def draw_mixed(target: pd.DataFrame, fraction: float, seed: int, where: str) -> pd.DataFrame:

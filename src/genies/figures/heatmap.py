@@ -17,6 +17,9 @@ from genies.figures.common import (
     shifts_of,
 )
 
+# shifts side by side up to this many (the 15 GENIES shifts); more run down the rows
+WIDE = 20
+
 
 def de_colour_limit(rows: pd.DataFrame) -> float:
     """One symmetric colour range for every model's heatmap, so colours compare across them."""
@@ -41,24 +44,27 @@ def de_matrix(tidy: pd.DataFrame, model: str, shifts: pd.DataFrame) -> tuple[lis
     return interventions, matrix
 
 
-def label_groups(ax, labels: list[str]) -> None:
-    """Name each run of equally labelled columns (extreme / probing) above the heatmap; shifts
+def label_groups(ax, labels: list[str], tall: bool, width: int) -> None:
+    """Name each run of equally labelled shifts (extreme / probing) beside the heatmap: above its
+    columns, or right of its rows when the shifts run down (`tall`; `width` columns); shifts
     outside GENIES have no label to name."""
     start = 0
     for end in range(1, len(labels) + 1):
         if end == len(labels) or labels[end] != labels[start]:
             if labels[start]:
+                mid = (start + end - 1) / 2
+                beside = {"x": width - 0.4, "y": mid, "rotation": 270}
+                place = beside if tall else {"x": mid, "y": -0.7}
                 ax.text(
-                    (start + end - 1) / 2,
-                    -0.7,
-                    f"{labels[start]} shifts",
-                    ha="center",
-                    va="bottom",
+                    s=f"{labels[start]} shifts",
+                    ha="left" if tall else "center",
+                    va="center" if tall else "bottom",
                     fontsize=10,
                     fontweight="bold",
+                    **place,
                 )
             if end < len(labels):
-                ax.axvline(end - 0.5, color="black", linewidth=2)
+                (ax.axhline if tall else ax.axvline)(end - 0.5, color="black", linewidth=2)
             start = end
 
 
@@ -78,15 +84,18 @@ def annotate_cells(ax, matrix: np.ndarray, limit: float) -> None:
 
 
 def heatmap_figure(rows: pd.DataFrame, model: str) -> Figure:
-    """`model`'s DE on every shift of `rows`; the colour range spans all models of `rows`."""
+    """`model`'s DE on every shift of `rows`; the colour range spans all models of `rows`. Past
+    WIDE shifts (the paper's 56, say) the shifts run down the rows, each label legible."""
     shifts = shifts_of(rows)
     interventions, matrix = de_matrix(rows, model, shifts)
     incomparable = not_comparable(rows)
     limit = de_colour_limit(rows)
-    fig = Figure(
-        figsize=(min(16.0, 6.0 + 0.7 * len(shifts)), max(4.0, 2.2 + 0.5 * len(interventions))),
-        layout="constrained",
-    )
+    tall = len(shifts) > WIDE
+    size = (min(16.0, 6.0 + 0.7 * len(shifts)), max(4.0, 2.2 + 0.5 * len(interventions)))
+    if tall:
+        matrix = matrix.T
+        size = (max(7.0, 4.5 + 0.75 * len(interventions)), 2.5 + 0.3 * len(shifts))
+    fig = Figure(figsize=size, layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(
         np.ma.masked_invalid(matrix),
@@ -95,20 +104,19 @@ def heatmap_figure(rows: pd.DataFrame, model: str) -> Figure:
         aspect="auto",
     )
     annotate_cells(ax, matrix, limit)
-    ax.set_yticks(
-        range(len(interventions)), [intervention_label(i, incomparable, " ") for i in interventions]
-    )
-    ax.set_xticks(
-        range(len(shifts)),
-        [shift_label(s.source, s.target) for s in shifts.itertuples()],
-        rotation=35,
-        ha="right",
-        rotation_mode="anchor",
-        fontsize=8,
-    )
-    label_groups(ax, list(shifts.genies_label))
-    ax.set_ylabel("intervention")
-    colourbar = fig.colorbar(image, ax=ax, pad=0.01, shrink=0.9)
+    method_ticks = [intervention_label(i, incomparable, " ") for i in interventions]
+    shift_ticks = [shift_label(s.source, s.target) for s in shifts.itertuples()]
+    slanted = {"rotation": 35, "ha": "right", "rotation_mode": "anchor"}
+    if tall:
+        ax.set_xticks(range(len(interventions)), method_ticks, **slanted)
+        ax.set_yticks(range(len(shifts)), shift_ticks, fontsize=8)
+        ax.set_xlabel("intervention")
+    else:
+        ax.set_yticks(range(len(interventions)), method_ticks)
+        ax.set_xticks(range(len(shifts)), shift_ticks, fontsize=8, **slanted)
+        ax.set_ylabel("intervention")
+    label_groups(ax, list(shifts.genies_label), tall, len(interventions))
+    colourbar = fig.colorbar(image, ax=ax, pad=0.06 if tall else 0.01, shrink=0.9)
     colourbar.set_label("DE = (accuracy − zero-shot) / TTC")
     fig.suptitle(
         f"{model}: differential elicitation on each {shift_kind(shifts)}\n"

@@ -1,10 +1,13 @@
-"""The published data-mixing runs: per shift, target accuracy against the fraction of the
-target's examples mixed into the source's training data, one line per (model, intervention).
+"""Data-mixing runs: per shift, target accuracy against the fraction of the target's examples
+mixed into the source's training data, one line per (model, intervention).
 
-Input: the table of `genies.paper.mixing.mixing_table` (fraction 0 is the plain shift). The
+Input: the table of `genies.paper.mixing.mixing_table` (the published runs) or of
+`genies.evaluation.mixing_table` (ours); fraction 0 is the plain shift. The
 fractions sit evenly spaced on the x axis (0, 1%, 5%, 10%, 35%), so that the small ones stay
 readable; each model's target-tuned capability is its dashed ceiling, chance the grey line at 0.5.
 """
+
+import itertools
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -26,11 +29,13 @@ MIXING_COLUMNS = (
 )
 PANEL_COLUMNS = 3
 CHANCE = 0.5
-# LoRA and MMS, the two interventions with mixing runs; any other is drawn dash-dotted
-INTERVENTION_STYLE = {"lora_fine_tuning": ("-", "o"), "mms": (":", "s")}
+# (line style, marker) per intervention, in the order of the table's interventions: LoRA and
+# MMS, the two with published mixing runs, come first in the paper's table
+STYLES = [("-", "o"), (":", "s"), ("--", "^"), ("-.", "D"), ((0, (1, 4)), "v"), ((0, (5, 1)), "P")]
 
 
-def mixing_figure(table: pd.DataFrame, level: float) -> Figure:
+def mixing_figure(table: pd.DataFrame, level: float, whose: str) -> Figure:
+    """The figure of a mixing table; `whose` runs they are, for the title."""
     require_columns(table, MIXING_COLUMNS, "mixing table")
     if table.empty:
         raise GeniesError("mixing table has no rows")
@@ -38,6 +43,7 @@ def mixing_figure(table: pd.DataFrame, level: float) -> Figure:
     fractions = sorted(table.fraction.unique())
     position = {fraction: x for x, fraction in enumerate(fractions)}
     colours = model_colours(models_of(table))
+    styles = dict(zip(table.intervention.unique(), itertools.cycle(STYLES)))
     rows, columns = grid_shape(len(shifts), PANEL_COLUMNS)
     fig = Figure(figsize=(4.2 * columns + 3.2, 3.6 * rows + 0.8), layout="constrained")
     axes = panel_grid(fig, len(shifts), PANEL_COLUMNS, sharex=True, sharey=True)
@@ -46,7 +52,7 @@ def mixing_figure(table: pd.DataFrame, level: float) -> Figure:
         for model in models_of(mine):
             for intervention, line in mine[mine.model == model].groupby("intervention"):
                 line = line.sort_values("fraction")
-                linestyle, marker = INTERVENTION_STYLE.get(intervention, ("-.", "^"))
+                linestyle, marker = styles[intervention]
                 accuracy = line.generalization_accuracy
                 ax.errorbar(
                     line.fraction.map(position),
@@ -73,7 +79,7 @@ def mixing_figure(table: pd.DataFrame, level: float) -> Figure:
         ax.set_xlabel("fraction of the target mixed into training")
     model_legend(fig, title="model / intervention")
     fig.suptitle(
-        "Published data-mixing runs: target accuracy against the mixed fraction\n"
+        f"{whose}: target accuracy against the mixed fraction\n"
         f"(bars: {level:.0%} bootstrap interval over the target's examples; dashed: the model's "
         "target-tuned capability)"
     )

@@ -20,8 +20,10 @@ from genies.figures.common import (
     model_colours,
     models_of,
     shift_kind,
+    shifts_of,
     write_figures,
 )
+from genies.figures.heatmap import heatmap_figure
 from genies.figures.models_per_shift import models_per_shift_figure
 from genies.figures.per_model import per_model_figures
 
@@ -42,6 +44,8 @@ def make_model_figures(
     - genies_de: mean DE per intervention with its bootstrap interval, one mark per model (if
       the summary has rows);
     - heatmap_<model>: DE per shift and intervention;
+    - heatmap_all_<model>: the same over every shift of the runs (if they have shifts beyond the
+      GENIES ones: the paper's 56, say, drawn with the shifts down the rows);
     - accuracy_vs_zero_shot_<model>: per-shift accuracy against zero-shot accuracy, Pearson r per
       panel (if the model has an intervention besides zero_shot);
     - extreme_vs_probing: mean DE over the extreme and the probing GENIES shifts (if there are
@@ -64,6 +68,8 @@ def make_model_figures(
             summary, colours, level, f"{shift_kind(rows)}s"
         )
     builders |= per_model_figures(rows, rows, models, colours)
+    if len(shifts_of(tidy)) > len(shifts_of(rows)):
+        builders |= {f"heatmap_all_{m}": (lambda m=m: heatmap_figure(tidy, m)) for m in models}
     if (genies_only(tidy).intervention != BASELINE).any():
         builders["extreme_vs_probing"] = lambda: extreme_vs_probing_figure(tidy, colours)
     if len(models) > 1:

@@ -24,6 +24,7 @@ from genies.figures.common import (
     models_of,
     write_figures,
 )
+from genies.figures.heatmap import heatmap_figure
 from genies.figures.per_model import per_model_figures
 from genies.figures.reliability import check_index, reliability_figure
 from genies.figures.scatter import (
@@ -109,9 +110,10 @@ def make_paper_figures(
 ) -> dict[str, Path]:
     """Draw every paper figure, then write them as `<out_dir>/<name>.png`; name -> path.
 
-    Names: genies_de, scaling, extreme_vs_probing, and per model heatmap_<model>,
-    accuracy_vs_zero_shot_<model> (if it has an intervention besides zero_shot) and
-    reliability_<model>. All are drawn before the first is written, so bad input writes nothing.
+    Names: genies_de, scaling, extreme_vs_probing, and per model heatmap_<model> (the GENIES
+    shifts), heatmap_all_<model> (every distinct shift), accuracy_vs_zero_shot_<model> (if it has
+    an intervention besides zero_shot) and reliability_<model>. All are drawn before the first
+    is written, so bad input writes nothing.
     """
     check_paper_tidy(tidy)
     check_summary(summary)
@@ -121,6 +123,7 @@ def make_paper_figures(
     colours = model_colours(models)
     builders = {"genies_de": lambda: genies_de_figure(summary, colours, level)}
     builders |= per_model_figures(genies, tidy, models, colours)
+    builders |= {f"heatmap_all_{m}": (lambda m=m: heatmap_figure(tidy, m)) for m in models}
     builders["scaling"] = lambda: scaling_figure(tidy, colours)
     builders["extreme_vs_probing"] = lambda: extreme_vs_probing_figure(tidy, colours)
     builders |= {
