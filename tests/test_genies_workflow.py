@@ -295,8 +295,8 @@ def test_mixing_fits_on_the_drawn_target_examples_and_a_new_fraction_runs_only_i
     ids = pd.read_parquet(workdir / "data/splits/alpaca_long/train.parquet").example_id
     ranked = sorted(ids, key=lambda e: hashlib.sha256(f"0/{e}".encode()).hexdigest())
     for method in ("mms", "lora_fine_tuning"):
-        state = workdir / f"results/interventions/tiny-llama/{method}/alpaca_short+alpaca_long@0.25"
-        info = json.loads(state.with_suffix(".json").read_text())
+        state = f"results/interventions/tiny-llama/{method}/alpaca_short+alpaca_long@0.25.json"
+        info = json.loads((workdir / state).read_text())
         assert info["mixed"]["example_ids"] == [e for e in ids if e in set(ranked[:3])]
         assert info["pairs"] == 12 + 3
     scored = pd.read_parquet(
