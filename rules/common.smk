@@ -93,7 +93,7 @@ def paper_figure(name, caption):
 
 PAPER_FIGURES = {
     name: paper_figure(name, name)
-    for name in ("genies_de", "scaling", "extreme_vs_probing")
+    for name in ("genies_de", "scaling", "extreme_vs_probing", "extreme_vs_probing_all")
 } | {
     f"{kind}_{model}": paper_figure(f"{kind}_{model}", kind)
     for kind in ("heatmap", "heatmap_all", "accuracy_vs_zero_shot", "reliability")

@@ -4,22 +4,23 @@ import pytest
 
 from genies.errors import GeniesError
 from genies.figures import correlation_table, make_paper_figures, write_correlations
-from genies.figures.bars import de_by_genies_label
-from genies.figures.common import genies_shifts
+from genies.figures.bars import de_by_label, extreme_vs_probing_figure
+from genies.figures.common import genies_shifts, model_colours
 from genies.figures.heatmap import de_matrix
 from genies.figures.reliability import pooled_probabilities
 from genies.figures.scatter import pearson
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TTC = 0.9
-# (source, target, genies_position, genies_label); positions deliberately out of row order.
+# (source, target, genies_position, genies_label, label); positions deliberately out of row order;
+# a -> b is labelled apart within GENIES, as upstream's alpaca_short -> alpaca_long.
 SHIFTS = [
-    ("a", "b", 2, "extreme"),
-    ("a", "c", 1, "extreme"),
-    ("d", "e", 4, "probing"),
-    ("f", "g", 3, "probing"),
-    ("h", "i", 0, ""),
-    ("j", "k", 0, ""),
+    ("a", "b", 2, "extreme", "probing"),
+    ("a", "c", 1, "extreme", "extreme"),
+    ("d", "e", 4, "probing", "probing"),
+    ("f", "g", 3, "probing", "probing"),
+    ("h", "i", 0, "", "extreme"),
+    ("j", "k", 0, "", "probing"),
 ]
 ZERO_SHOT = np.array([0.30, 0.45, 0.50, 0.62, 0.70, 0.90])
 ACCURACY = {
@@ -38,7 +39,7 @@ def tidy_frame() -> pd.DataFrame:
     rows = []
     for (model, intervention), accuracy in ACCURACY.items():
         baseline = BASELINE[model]
-        for (source, target, position, label), acc, base in zip(
+        for (source, target, position, genies_label, label), acc, base in zip(
             SHIFTS, accuracy, baseline, strict=True
         ):
             rows.append(
@@ -51,8 +52,9 @@ def tidy_frame() -> pd.DataFrame:
                     "baseline_accuracy": base,
                     "differential_elicitation": (acc - base) / TTC,
                     "comparable": intervention != "ccs",
+                    "label": label,
                     "genies_position": position,
-                    "genies_label": label,
+                    "genies_label": genies_label,
                 }
             )
     return pd.DataFrame(rows)
@@ -109,7 +111,7 @@ def rendered(inputs, tmp_path_factory):
 def test_every_expected_figure_is_written_as_a_real_png(rendered):
     out_dir, written = rendered
     models = ("llama-7b", "llama-30b")
-    expected = {"genies_de", "scaling", "extreme_vs_probing"}
+    expected = {"genies_de", "scaling", "extreme_vs_probing", "extreme_vs_probing_all"}
     for prefix in ("heatmap", "heatmap_all", "accuracy_vs_zero_shot", "reliability"):
         expected |= {f"{prefix}_{model}" for model in models}
     assert set(written) == expected
@@ -195,14 +197,32 @@ def test_heatmap_columns_follow_genies_position_not_row_order(inputs):
     np.testing.assert_allclose(matrix[0], 0)
 
 
-def test_extreme_and_probing_means_use_only_genies_shifts(inputs):
-    means = de_by_genies_label(inputs[0])
-    de = (ACCURACY["llama-7b", "lora_fine_tuning"] - BASELINE["llama-7b"]) / TTC
+def llama_7b_lora_means(means: pd.DataFrame) -> pd.DataFrame:
     mine = (means.model == "llama-7b") & (means.intervention == "lora_fine_tuning")
-    row = means[mine].set_index("genies_label")
+    return means[mine].set_index("label")
+
+
+def test_extreme_and_probing_means_use_only_genies_shifts_by_their_genies_label(inputs):
+    row = llama_7b_lora_means(de_by_label(inputs[0]))
+    de = (ACCURACY["llama-7b", "lora_fine_tuning"] - BASELINE["llama-7b"]) / TTC
     assert row.loc["extreme"].differential_elicitation == pytest.approx(de[:2].mean())
     assert row.loc["probing"].differential_elicitation == pytest.approx(de[2:4].mean())
     assert row.loc["probing"].shifts == 2
+
+
+def test_over_all_shifts_the_means_take_every_shift_by_its_registry_label(inputs):
+    row = llama_7b_lora_means(de_by_label(inputs[0], over_all=True))
+    de = (ACCURACY["llama-7b", "lora_fine_tuning"] - BASELINE["llama-7b"]) / TTC
+    assert row.loc["extreme"].differential_elicitation == pytest.approx(de[[1, 4]].mean())
+    assert row.loc["probing"].differential_elicitation == pytest.approx(de[[0, 2, 3, 5]].mean())
+    assert (row.loc["extreme"].shifts, row.loc["probing"].shifts) == (2, 4)
+
+
+def test_the_all_shifts_panels_name_their_counts_out_of_every_shift(inputs):
+    tidy = inputs[0]
+    fig = extreme_vs_probing_figure(tidy, model_colours(tidy.model), over_all=True)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["extreme shifts (2 of the 6 shifts)", "probing shifts (4 of the 6 shifts)"]
 
 
 # --- reliability pooling --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ subcommand's function `cmd_<name>`, then (transitively, at module level or insid
 
 import ast
 import functools
+import os
 from pathlib import Path
 
 PACKAGE = "genies"
@@ -56,8 +57,12 @@ def library_files(src: str | Path, command: str, *modules: str) -> list[str]:
     # Snakemake asks once per job, with a few distinct arguments: parsing every module each time
     # was most of the DAG's build time (0.1 s a job); the key holds each file's mtime and size,
     # so that an edited module is parsed again
-    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in src.rglob("*.py"))
+    stamp = tuple((str(p), file_stamp(p.stat())) for p in src.rglob("*.py"))
     return list(derived_files(src, command, modules, stamp))
+
+
+def file_stamp(status: os.stat_result) -> tuple[int, int]:
+    return status.st_mtime_ns, status.st_size
 
 
 @functools.cache

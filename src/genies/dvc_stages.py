@@ -48,6 +48,7 @@ PAPER_FIGURES = tuple(
         "genies_de",
         "scaling",
         "extreme_vs_probing",
+        "extreme_vs_probing_all",
         "mixing",
         *(
             f"{kind}_{model}"

@@ -40,6 +40,7 @@ TIDY_COLUMNS = (
     "baseline_accuracy",
     "differential_elicitation",
     "comparable",
+    "label",
     "genies_position",
     "genies_label",
 )

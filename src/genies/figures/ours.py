@@ -49,7 +49,8 @@ def make_model_figures(
     - accuracy_vs_zero_shot_<model>: per-shift accuracy against zero-shot accuracy, Pearson r per
       panel (if the model has an intervention besides zero_shot);
     - extreme_vs_probing: mean DE over the extreme and the probing GENIES shifts (if there are
-      GENIES shifts with an intervention besides zero_shot);
+      GENIES shifts with an intervention besides zero_shot); extreme_vs_probing_all: the same
+      over every shift of the runs by its label (if they have shifts beyond the GENIES ones);
     - models_per_shift: per intervention, each shift's accuracy per model side by side (if the
       runs have two models or more);
     and the `extra` builders given (name -> function drawing a figure).
@@ -68,10 +69,15 @@ def make_model_figures(
             summary, colours, level, f"{shift_kind(rows)}s"
         )
     builders |= per_model_figures(rows, rows, models, colours)
-    if len(shifts_of(tidy)) > len(shifts_of(rows)):
+    beyond_genies = len(shifts_of(tidy)) > len(shifts_of(rows))
+    if beyond_genies:
         builders |= {f"heatmap_all_{m}": (lambda m=m: heatmap_figure(tidy, m)) for m in models}
     if (genies_only(tidy).intervention != BASELINE).any():
         builders["extreme_vs_probing"] = lambda: extreme_vs_probing_figure(tidy, colours)
+        if beyond_genies:
+            builders["extreme_vs_probing_all"] = lambda: extreme_vs_probing_figure(
+                tidy, colours, over_all=True
+            )
     if len(models) > 1:
         builders["models_per_shift"] = lambda: models_per_shift_figure(rows, colours, level)
     return write_figures(builders | (extra or {}), out_dir)

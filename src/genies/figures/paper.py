@@ -110,7 +110,8 @@ def make_paper_figures(
 ) -> dict[str, Path]:
     """Draw every paper figure, then write them as `<out_dir>/<name>.png`; name -> path.
 
-    Names: genies_de, scaling, extreme_vs_probing, and per model heatmap_<model> (the GENIES
+    Names: genies_de, scaling, extreme_vs_probing (GENIES shifts), extreme_vs_probing_all (every
+    distinct shift, by its label), and per model heatmap_<model> (the GENIES
     shifts), heatmap_all_<model> (every distinct shift), accuracy_vs_zero_shot_<model> (if it has
     an intervention besides zero_shot) and reliability_<model>. All are drawn before the first
     is written, so bad input writes nothing.
@@ -126,6 +127,9 @@ def make_paper_figures(
     builders |= {f"heatmap_all_{m}": (lambda m=m: heatmap_figure(tidy, m)) for m in models}
     builders["scaling"] = lambda: scaling_figure(tidy, colours)
     builders["extreme_vs_probing"] = lambda: extreme_vs_probing_figure(tidy, colours)
+    builders["extreme_vs_probing_all"] = lambda: extreme_vs_probing_figure(
+        tidy, colours, over_all=True
+    )
     builders |= {
         f"reliability_{m}": (lambda m=m: reliability_figure(tidy, index, m, colours[m]))
         for m in models
