@@ -20,6 +20,7 @@ from genies.paths import (
     FIGURES_DIR,
     GENIES_SHIFTS,
     GENIES_TABLE,
+    MIXING_MEANS,
     MIXING_TABLE,
     MODELS_PER_SHIFT,
     UNTRAINED_SOURCE,

@@ -89,7 +89,7 @@ rule genies_figures:
             for model in CFG.models
             for info in needed_state_infos(model, CFG.interventions, CFG.shifts)
         ],
-        mixing=f"{MIXING_TABLE}.csv" if MIXED else [],
+        mixing=[f"{MIXING_TABLE}.csv", f"{MIXING_MEANS}.csv"] if MIXED else [],
         code=code("genies-figures"),
     output:
         report(
@@ -109,7 +109,9 @@ rule genies_figures:
         seed=CFG.seed,
         resamples=CFG.bootstrap["resamples"],
         level=CFG.bootstrap["level"],
-        mixing=lambda wildcards, input: f"--mixing {input.mixing}" if MIXED else "",
+        mixing=lambda wildcards, input: (
+            "--mixing " + " ".join(input.mixing) if MIXED else ""
+        ),
     shell:
         "genies genies-figures --tidy {input.tidy} --states {input.states} {params.mixing} "
         "--out-dir {output} "
@@ -136,6 +138,7 @@ rule mixing_table:
         code=code("mixing-table"),
     output:
         csv=f"{MIXING_TABLE}.csv",
+        means=f"{MIXING_MEANS}.csv",
         md=f"{MIXING_TABLE}.md",
     log:
         "logs/mixing_table.log",

@@ -303,7 +303,16 @@ def test_mixing_fits_on_the_drawn_target_examples_and_a_new_fraction_runs_only_i
         workdir / "results/evaluations/tiny-llama/mms/alpaca_short+alpaca_long@0.25.parquet"
     )
     assert set(scored.distribution) == {"alpaca_long"}
-    assert (workdir / "results/figures/mixing.png").read_bytes().startswith(b"\x89PNG")
+    # one shift: its mean is its own gain over the plain shift
+    means = pd.read_csv(workdir / "results/mixing_means.csv").set_index(
+        ["intervention", "fraction"]
+    )
+    for method in ("mms", "lora_fine_tuning"):
+        accuracy = table[table.intervention == method].set_index("fraction").generalization_accuracy
+        assert means.shifts[method, 0.25] == 1
+        assert means.accuracy_gain[method, 0.25] == pytest.approx(accuracy[0.25] - accuracy[0.0])
+    for figure in ("mixing", "mixing_means"):
+        assert (workdir / f"results/figures/{figure}.png").read_bytes().startswith(b"\x89PNG")
     rules, outputs = dry_run_outputs(workdir, MIXING % "0.25, 0.5")
     assert rules == {"fit", "evaluate", "mixing_table", "genies_figures", "genies"}
     refitted = {path for path in outputs if path.startswith("results/interventions/")}

@@ -1,11 +1,13 @@
-"""Data mixing (genies.data.mixing): the seeded draw of target examples, the config checks, and a
+"""Data mixing (genies.data.mixing): the seeded draw of target examples, the config checks, a
 fit on the source's pairs followed by the drawn target's (genies.interventions.jobs.followed_by)
-on synthetic caches whose answer is known: the source's preferred responses carry no marker, the
-target's do, so only a fit that reads the target's own rows can follow it."""
+on synthetic caches whose answer is known (the source's preferred responses carry no marker, the
+target's do, so only a fit that reads the target's own rows can follow it), and the means over
+shifts of the mixing table."""
 
 import hashlib
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 
 from genies import interventions
@@ -14,6 +16,7 @@ from genies.data.mixing import draw_mixed, mixed_count, mixed_source, parse_mixe
 from genies.data.pairs import evaluation_pairs, training_pairs
 from genies.errors import GeniesError
 from genies.evaluation.metrics import pairwise_accuracy
+from genies.evaluation.mixing_table import mixing_means
 from genies.interventions.base import PairData
 from genies.interventions.jobs import followed_by
 from tests.test_representation_methods import (
@@ -125,3 +128,34 @@ def test_the_config_refuses_bad_mixing_in_one_line():
     for mixing, message in bad:
         with pytest.raises(GeniesError, match=message):
             validate_config(config(**mixing))
+
+
+def mixing_rows(source, target, plain, mixed, examples=10):
+    """A shift's rows of a mixing table: the plain accuracy (fraction 0) and one mixed fraction."""
+    shift = {"model": "m", "intervention": "mms", "source": source, "target": target}
+    return [
+        shift
+        | {"fraction": fraction, "generalization_accuracy": acc}
+        | {"target_examples": examples}
+        for fraction, acc in ((0.0, plain), (0.1, mixed))
+    ]
+
+
+def test_mixing_means_pair_each_shift_with_itself_and_resample_sources():
+    # gains 0.0 and 0.4 on source a's shifts, 1.0 on b's, over unequal plain accuracies
+    table = pd.DataFrame(
+        mixing_rows("a", "x", 0.5, 0.5)
+        + mixing_rows("a", "y", 0.2, 0.6)
+        + mixing_rows("b", "z", 0.0, 1.0)
+    )
+    means = mixing_means(table, {"seed": 0, "resamples": 2000, "level": 0.95})
+    mixed = means[means.fraction == 0.1].iloc[0]
+    assert mixed.shifts == 3 and mixed.target_examples == 30
+    assert mixed.generalization_accuracy == pytest.approx((0.5 + 0.6 + 1.0) / 3)
+    assert mixed.accuracy_gain == pytest.approx((0.0 + 0.4 + 1.0) / 3)
+    # Resampling sources, a resample holds a's two shifts (mean 0.2), b's one (1.0) or both
+    # (1.4 / 3), each of the first two with probability 1/4: the 95% interval spans exactly
+    # [0.2, 1.0]. Resampling single shifts would reach a's 0.0.
+    assert (mixed.accuracy_gain_low, mixed.accuracy_gain_high) == pytest.approx((0.2, 1.0))
+    plain = means[means.fraction == 0.0].iloc[0]
+    assert (plain.accuracy_gain, plain.accuracy_gain_low, plain.accuracy_gain_high) == (0, 0, 0)

@@ -556,7 +556,13 @@ def parser() -> argparse.ArgumentParser:
     sub = command("genies-figures", cmd_genies_figures, "the figures of the configured models")
     sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")
     sub.add_argument("--states", nargs="*", default=[], help="fitted states' JSON descriptions")
-    sub.add_argument("--mixing", default=None, help="the mixing table, if mixing runs exist")
+    sub.add_argument(
+        "--mixing",
+        nargs=2,
+        default=(),
+        metavar=("TABLE", "MEANS"),
+        help="the mixing table and its means, if mixing runs exist",
+    )
     sub.add_argument("--out-dir", required=True)
     bootstrap_options(sub)
 

@@ -63,3 +63,4 @@ GENIES_SHIFTS = "results/genies_shifts.csv"
 MODELS_PER_SHIFT = "results/genies_models_per_shift.csv"
 FIGURES_DIR = "results/figures"
 MIXING_TABLE = "results/mixing"  # .csv, .md
+MIXING_MEANS = "results/mixing_means"  # .csv

@@ -7,20 +7,23 @@ import pandas as pd
 from genies.evaluation.genies_table import read_tidy, table_shifts
 from genies.evaluation.summary import shift_means
 from genies.figures import make_model_figures
-from genies.figures.mixing import mixing_figure
+from genies.figures.mixing import mixing_figure, mixing_means_figure
 from genies.figures.training import training_figures
 
 
 def genies_figures_job(
-    tidy_paths: list[str], state_infos: list[str], out_dir, seed, resamples, level, mixing=None
+    tidy_paths: list[str], state_infos: list[str], out_dir, seed, resamples, level, mixing=()
 ) -> dict[str, Path]:
     """The figures of the configured models, over the same shifts as the GENIES table, the
     training loss of the fitted states that recorded one, and the mixing runs (`mixing`: their
-    table, if any)."""
+    table and its means, if any)."""
     tidy = read_tidy(tidy_paths)
     summary = shift_means(table_shifts(tidy), seed, resamples, level)
     extra = training_figures(state_infos)
-    if mixing is not None:
-        table = pd.read_csv(mixing)
+    if mixing:
+        table, means = (pd.read_csv(path) for path in mixing)
         extra["mixing"] = lambda: mixing_figure(table, level, "Data mixing of our models")
+        extra["mixing_means"] = lambda: mixing_means_figure(
+            means, level, "Data mixing of our models"
+        )
     return make_model_figures(tidy, summary, out_dir, level, extra)

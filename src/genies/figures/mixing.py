@@ -84,3 +84,57 @@ def mixing_figure(table: pd.DataFrame, level: float, whose: str) -> Figure:
         "target-tuned capability)"
     )
     return fig
+
+
+MEANS_COLUMNS = (
+    "model",
+    "intervention",
+    "fraction",
+    "shifts",
+    "accuracy_gain",
+    "accuracy_gain_low",
+    "accuracy_gain_high",
+)
+
+
+def mixing_means_figure(means: pd.DataFrame, level: float, whose: str) -> Figure:
+    """The mean gain in target accuracy over the plain shift against the mixed fraction, a panel
+    per intervention, a line per model (`genies.evaluation.mixing_table.mixing_means`)."""
+    require_columns(means, MEANS_COLUMNS, "mixing means")
+    if means.empty:
+        raise GeniesError("mixing means have no rows")
+    fractions = sorted(means.fraction.unique())
+    position = {fraction: x for x, fraction in enumerate(fractions)}
+    colours = model_colours(models_of(means))
+    interventions = list(means.intervention.unique())
+    rows, columns = grid_shape(len(interventions), PANEL_COLUMNS)
+    fig = Figure(figsize=(4.2 * columns + 2.4, 3.6 * rows + 0.9), layout="constrained")
+    axes = panel_grid(fig, len(interventions), PANEL_COLUMNS, sharex=True, sharey=True)
+    for ax, intervention in zip(axes, interventions, strict=True):
+        mine = means[means.intervention == intervention]
+        for model in models_of(mine):
+            line = mine[mine.model == model].sort_values("fraction")
+            gain = line.accuracy_gain
+            ax.errorbar(
+                line.fraction.map(position),
+                gain,
+                yerr=[gain - line.accuracy_gain_low, line.accuracy_gain_high - gain],
+                color=colours[model],
+                marker="o",
+                capsize=3,
+                label=model,
+            )
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_title(f"{intervention} ({int(mine.shifts.max())} shifts)", fontsize=10)
+        ax.set_xticks(list(position.values()), [f"{fraction:.0%}" for fraction in fractions])
+        ax.grid(alpha=0.3)
+    for ax in axes[::columns]:
+        ax.set_ylabel("mean gain in target accuracy\nover the plain shift")
+    for ax in axes[-columns:]:
+        ax.set_xlabel("fraction of the target mixed into training")
+    model_legend(fig)
+    fig.suptitle(
+        f"{whose}: mean gain over the shifts against the mixed fraction\n"
+        f"(bars: {level:.0%} bootstrap intervals resampling sources)"
+    )
+    return fig
