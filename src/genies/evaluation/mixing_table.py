@@ -103,7 +103,8 @@ def mixing_means(table: pd.DataFrame, bootstrap: dict) -> pd.DataFrame:
     keys = ["model", "intervention", "source", "target"]
     plain = table[table.fraction == 0].set_index(keys).generalization_accuracy
     table = table.assign(
-        accuracy_gain=table.generalization_accuracy - plain.reindex(table[keys]).to_numpy()
+        accuracy_gain=table.generalization_accuracy
+        - plain.reindex(pd.MultiIndex.from_frame(table[keys])).to_numpy()
     )
     rows = []
     for (model, intervention, fraction), group in table.groupby(
