@@ -104,10 +104,10 @@ PAPER_FIGURES = {
 
 # (method, mixed fit as filed) -> [its target], for the configured mixing fractions
 MIXED = mixed_scored(CFG.mixing, CFG.shifts)
-# a mixed fit reads the target's training split too
+# the splits the plain shifts read; a mixed fit reads the target's training split too
+SHIFT_SPLITS = sorted(splits_read(CFG.shifts))
 ACTIVATION_SPLITS = sorted(
-    {*splits_read(CFG.shifts)}
-    | {(shift.target, "train") for shift in CFG.shifts if MIXED}
+    {*SHIFT_SPLITS} | {(shift.target, "train") for shift in CFG.shifts if MIXED}
 )
 TEMPLATES = list(CFG.activations["templates"])
 

@@ -41,12 +41,12 @@ rule genies_table:
     input:
         tidy=expand(shift_metrics_path("{model}"), model=CFG.models),
         models=expand(model_dir("{model}"), model=CFG.models),
-        # what the table's notes say about texts cut at max_length
+        # what the table's notes say about texts cut at max_length, in the splits it reads
         sidecars=[
             activation_sidecar_path(model, template, distribution, split)
             for model in CFG.models
             for template in TEMPLATES
-            for distribution, split in ACTIVATION_SPLITS
+            for distribution, split in SHIFT_SPLITS
         ],
         # what the table's reproduce section says each model was computed in
         evaluations=[

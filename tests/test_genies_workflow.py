@@ -276,8 +276,12 @@ def test_mixing_fits_on_the_drawn_target_examples_and_a_new_fraction_runs_only_i
 ):
     workdir = copy_of(built, tmp_path)
     (workdir / "config/override.yaml").write_text(MIXING % "0.25" + "\n")
+    table_files = [workdir / path for path in OUTPUTS[:3]]
+    written = [path.stat().st_mtime_ns for path in table_files]
     result = run_snakemake(workdir, "genies", *TEST_CONFIG, "config/override.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
+    # the GENIES table reads neither the mixing config nor the splits only mixed fits read
+    assert [path.stat().st_mtime_ns for path in table_files] == written
     table = pd.read_csv(workdir / "results/mixing.csv")
     rows = zip(table.intervention, table.fraction, table.mixed_examples, strict=True)
     assert sorted(rows) == [

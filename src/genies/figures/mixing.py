@@ -34,14 +34,35 @@ CHANCE = 0.5
 STYLES = [("-", "o"), (":", "s"), ("--", "^"), ("-.", "D"), ((0, (1, 4)), "v"), ((0, (5, 1)), "P")]
 
 
+def fraction_positions(table: pd.DataFrame) -> dict[float, int]:
+    """Each fraction's x position: evenly spaced, so that the small fractions stay readable."""
+    return {fraction: x for x, fraction in enumerate(sorted(table.fraction.unique()))}
+
+
+def interval_line(ax, line: pd.DataFrame, columns: tuple[str, str, str], position, **style):
+    """One line of (value, low, high) `columns` against the fraction, with its interval bars."""
+    value, low, high = (line[column] for column in columns)
+    ax.errorbar(line.fraction.map(position), value, yerr=[value - low, high - value], **style)
+
+
+def label_fraction_axes(axes, columns: int, position: dict[float, int], ylabel: str) -> None:
+    """The fraction ticks and grid on every panel; the axis labels on the outer panels."""
+    for ax in axes:
+        ax.set_xticks(list(position.values()), [f"{fraction:.0%}" for fraction in position])
+        ax.grid(alpha=0.3)
+    for ax in axes[::columns]:
+        ax.set_ylabel(ylabel)
+    for ax in axes[-columns:]:
+        ax.set_xlabel("fraction of the target mixed into training")
+
+
 def mixing_figure(table: pd.DataFrame, level: float, whose: str) -> Figure:
     """The figure of a mixing table; `whose` runs they are, for the title."""
     require_columns(table, MIXING_COLUMNS, "mixing table")
     if table.empty:
         raise GeniesError("mixing table has no rows")
     shifts = table[["source", "target"]].drop_duplicates().sort_values(["source", "target"])
-    fractions = sorted(table.fraction.unique())
-    position = {fraction: x for x, fraction in enumerate(fractions)}
+    position = fraction_positions(table)
     colours = model_colours(models_of(table))
     styles = dict(zip(table.intervention.unique(), itertools.cycle(STYLES)))
     rows, columns = grid_shape(len(shifts), PANEL_COLUMNS)
@@ -53,11 +74,11 @@ def mixing_figure(table: pd.DataFrame, level: float, whose: str) -> Figure:
             for intervention, line in mine[mine.model == model].groupby("intervention"):
                 line = line.sort_values("fraction")
                 linestyle, marker = styles[intervention]
-                accuracy = line.generalization_accuracy
-                ax.errorbar(
-                    line.fraction.map(position),
-                    accuracy,
-                    yerr=[accuracy - line.accuracy_low, line.accuracy_high - accuracy],
+                interval_line(
+                    ax,
+                    line,
+                    ("generalization_accuracy", "accuracy_low", "accuracy_high"),
+                    position,
                     color=colours[model],
                     linestyle=linestyle,
                     marker=marker,
@@ -70,13 +91,8 @@ def mixing_figure(table: pd.DataFrame, level: float, whose: str) -> Figure:
             )
         ax.axhline(CHANCE, color="grey", linestyle=":", linewidth=1, label="chance")
         ax.set_title(shift_label(shift.source, shift.target), fontsize=9)
-        ax.set(ylim=(0, 1.02), xticks=list(position.values()))
-        ax.set_xticklabels([f"{fraction:.0%}" for fraction in fractions])
-        ax.grid(alpha=0.3)
-    for ax in axes[::columns]:
-        ax.set_ylabel("target accuracy")
-    for ax in axes[-columns:]:
-        ax.set_xlabel("fraction of the target mixed into training")
+        ax.set_ylim(0, 1.02)
+    label_fraction_axes(axes, columns, position, "target accuracy")
     model_legend(fig, title="model / intervention")
     fig.suptitle(
         f"{whose}: target accuracy against the mixed fraction\n"
@@ -103,8 +119,7 @@ def mixing_means_figure(means: pd.DataFrame, level: float, whose: str) -> Figure
     require_columns(means, MEANS_COLUMNS, "mixing means")
     if means.empty:
         raise GeniesError("mixing means have no rows")
-    fractions = sorted(means.fraction.unique())
-    position = {fraction: x for x, fraction in enumerate(fractions)}
+    position = fraction_positions(means)
     colours = model_colours(models_of(means))
     interventions = list(means.intervention.unique())
     rows, columns = grid_shape(len(interventions), PANEL_COLUMNS)
@@ -113,12 +128,11 @@ def mixing_means_figure(means: pd.DataFrame, level: float, whose: str) -> Figure
     for ax, intervention in zip(axes, interventions, strict=True):
         mine = means[means.intervention == intervention]
         for model in models_of(mine):
-            line = mine[mine.model == model].sort_values("fraction")
-            gain = line.accuracy_gain
-            ax.errorbar(
-                line.fraction.map(position),
-                gain,
-                yerr=[gain - line.accuracy_gain_low, line.accuracy_gain_high - gain],
+            interval_line(
+                ax,
+                mine[mine.model == model].sort_values("fraction"),
+                ("accuracy_gain", "accuracy_gain_low", "accuracy_gain_high"),
+                position,
                 color=colours[model],
                 marker="o",
                 capsize=3,
@@ -126,12 +140,9 @@ def mixing_means_figure(means: pd.DataFrame, level: float, whose: str) -> Figure
             )
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_title(f"{intervention} ({int(mine.shifts.max())} shifts)", fontsize=10)
-        ax.set_xticks(list(position.values()), [f"{fraction:.0%}" for fraction in fractions])
-        ax.grid(alpha=0.3)
-    for ax in axes[::columns]:
-        ax.set_ylabel("mean gain in target accuracy\nover the plain shift")
-    for ax in axes[-columns:]:
-        ax.set_xlabel("fraction of the target mixed into training")
+    label_fraction_axes(
+        axes, columns, position, "mean gain in target accuracy\nover the plain shift"
+    )
     model_legend(fig)
     fig.suptitle(
         f"{whose}: mean gain over the shifts against the mixed fraction\n"
