@@ -1,6 +1,8 @@
-"""DVC on top of the Snakemake workflow: dvc.yaml written from the workflow, dvc.lock current, and
-artifacts built in one clone reused in another through real remotes (a local folder, and S3 served
-by SeaweedFS on loopback) without Snakemake or DVC recomputing anything."""
+"""DVC on top of the Snakemake workflow: dvc.yaml written from the workflow; dvc.lock as a lab that
+runs the pipeline keeps it (the project ships none): the same config records the same lock,
+`genies dvc-status` tells whether it records the checkout, and artifacts built in one clone are
+reused in another through real remotes (a local folder, and S3 served by SeaweedFS on loopback)
+without Snakemake or DVC recomputing anything."""
 
 import os
 import re
@@ -46,16 +48,10 @@ def test_each_stage_names_the_rules_its_target_runs():
         assert set(stage.rules) == by_target[stage.target] - earlier, stage.name
 
 
-def test_dvc_lock_records_this_checkout():
-    # what CI checks: a commit that changes code, rules, data or config also refreshes dvc.lock
-    result = run_genies("dvc-status")
-    assert result.returncode == 0, result.stderr
-
-
 @pytest.fixture(scope="module")
 def built_clone(tmp_path_factory):
-    """A git + DVC checkout running the test config, whose splits, activations and GENIES stages
-    were reproduced with `dvc repro genies` and recorded in a commit."""
+    """A lab's fork running the test config: its splits, activations and GENIES stages reproduced
+    with `dvc repro genies`, and the dvc.lock that wrote committed (the project ships none)."""
     root = copy_workflow(tmp_path_factory.mktemp("first") / "genies")
     shutil.copy(root / "config/test.yaml", root / "config/config.yaml")
     for name in (".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "data/.gitignore"):
@@ -65,6 +61,7 @@ def built_clone(tmp_path_factory):
     run("git", "init", "-q", cwd=root)
     git_commit(root, "the workflow")
     run("dvc", "repro", "genies", cwd=root)
+    assert run("git", "status", "--porcelain", "dvc.lock", cwd=root) == "?? dvc.lock\n"
     git_commit(root, "dvc repro genies")
     return root
 
@@ -82,6 +79,37 @@ def git_commit(root, message):
         message,
         cwd=root,
     )
+
+
+def test_the_same_config_records_the_same_dvc_lock(built_clone, tmp_path):
+    clone = tmp_path / "again"
+    run("git", "clone", "-q", str(built_clone), str(clone), cwd=tmp_path)
+    (clone / "dvc.lock").unlink()  # built from nothing, as in a fresh folder
+    run("dvc", "repro", "genies", cwd=clone)
+    assert (clone / "dvc.lock").read_text() == (built_clone / "dvc.lock").read_text()
+
+
+def test_dvc_status_says_whether_the_lock_records_the_checkout(built_clone, tmp_path):
+    clone = tmp_path / "status"
+    run("git", "clone", "-q", str(built_clone), str(clone), cwd=tmp_path)
+    result = run_genies("dvc-status", cwd=clone)  # the records, not the artifacts, are compared
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "ok dvc.lock: splits, activations, genies record this checkout's code, data and config"
+        " (not in dvc.lock: audit, paper)\n"
+    )
+    module = clone / "src/genies/interventions/mms.py"
+    module.write_text('"""An edited docstring."""\n' + module.read_text())
+    result = run_genies("dvc-status", cwd=clone)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0 and "dvc.lock records other inputs" in last, result.stderr
+    assert "genies: " in last and "src/genies/interventions/mms.py: modified" in last
+    assert "activations:" not in last  # the cache does not run the method's module
+    (clone / "dvc.lock").unlink()
+    result = run_genies("dvc-status", cwd=clone)
+    assert result.returncode != 0 and "no dvc.lock in" in result.stderr.strip().splitlines()[-1]
+    result = run_genies("pull", cwd=clone)
+    assert result.returncode != 0 and "no dvc.lock in" in result.stderr.strip().splitlines()[-1]
 
 
 def pull_into_fresh_clone(origin: Path, clone: Path, *remote_settings: list[str]) -> str:
@@ -113,7 +141,7 @@ def test_a_fresh_clone_pulls_from_the_local_remote_and_recomputes_nothing(built_
     assert f"pulled and marked current: {', '.join(PULLED)}" in output
     # audit and paper were never reproduced there: their records are the repository's, for the
     # default config, and they are not pulled
-    assert "not pulled: audit" in output and "not pulled: paper" in output
+    assert "not pulled: audit (not in dvc.lock)" in output and "not pulled: paper" in output
     assert_nothing_to_recompute(built_clone, tmp_path / "second")
     # Snakemake's records of the pulled jobs are in place: a hyper-parameter reruns its method
     (tmp_path / "second/config/mms.yaml").write_text("hyperparameters: {mms: {top_heads: 2}}\n")

@@ -103,8 +103,8 @@ def test_same_seed_gives_identical_weights_another_seed_different(tiny_dir, tmp_
     assert other["weights_sha256"] != again["weights_sha256"]
 
 
-# What the recorded results (dvc.lock, the tables' weights hashes) were computed with: the
-# generalised random builder must keep drawing these exact bytes for tiny-llama.
+# What results recorded elsewhere (a lab's dvc.lock, the tables' weights hashes) were computed
+# with: the generalised random builder must keep drawing these exact bytes for tiny-llama.
 TINY_LLAMA_SHA256 = "28bab657b4c0365c0a26b8880a7839e4bee97e560b6aa964914022bf21861d12"
 
 

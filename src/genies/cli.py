@@ -324,12 +324,13 @@ def cmd_check_config(args) -> None:
 
 
 def cmd_pull(args) -> None:
-    from genies.dvc_stages import dtype_notes, pull
+    from genies.dvc_stages import NOT_RUN, dtype_notes, pull
 
     pulled, skipped = pull()
     print(f"pulled and marked current: {', '.join(pulled) or 'nothing'}")
     for stage, why in skipped.items():
-        print(f"not pulled: {stage} (recorded for other inputs: {brief(why)})")
+        reason = NOT_RUN if why == [NOT_RUN] else f"recorded for other inputs: {brief(why)}"
+        print(f"not pulled: {stage} ({reason})")
     for note in dtype_notes() if pulled else []:
         print(note)
 
@@ -340,13 +341,19 @@ def brief(items: list[str], shown: int = 3) -> str:
 
 
 def cmd_dvc_status(args) -> None:
-    from genies.dvc_stages import stale_records
+    from genies.dvc_stages import NOT_RUN, STAGES, stale_records
 
     stale = stale_records()
-    if stale:
-        stages = "; ".join(f"{stage}: {brief(why)}" for stage, why in stale.items())
-        raise GeniesError(f"dvc.lock is stale ({stages}); run `dvc repro` and commit dvc.lock")
-    print("ok dvc.lock: every stage records the checkout's code, data and config")
+    not_run = [stage for stage, why in stale.items() if why == [NOT_RUN]]
+    if changed := {stage: why for stage, why in stale.items() if stage not in not_run}:
+        stages = "; ".join(f"{stage}: {brief(why)}" for stage, why in changed.items())
+        raise GeniesError(
+            f"dvc.lock records other inputs than this checkout ({stages}): `make run` records "
+            "this checkout's, and a lab sharing its artifacts commits dvc.lock and `make push`es"
+        )
+    current = [stage.name for stage in STAGES if stage.name not in not_run]
+    never = f" ({NOT_RUN}: {', '.join(not_run)})" if not_run else ""
+    print(f"ok dvc.lock: {', '.join(current)} record this checkout's code, data and config{never}")
 
 
 def positive_int(text: str) -> int:

@@ -22,6 +22,8 @@ from genies.config import load_config
 from genies.errors import GeniesError
 
 CONFIG = "config/config.yaml"
+LOCK = "dvc.lock"  # what `dvc repro` writes: the runner's record, never shipped by the project
+NOT_RUN = "not in dvc.lock"
 # a rule's shell line: the subcommand, and the method's name where it loads one by name
 SHELL_COMMAND = re.compile(r'shell:\s*\n\s*"genies ([\w-]+)( \{wildcards\.intervention\})?')
 WORKFLOW = ["Snakefile", "rules/common.smk", "workflow/schemas/config.schema.yaml", "data/raw"]
@@ -225,10 +227,20 @@ def dvc(*args: str) -> str:
 def stale_records() -> dict[str, list[str]]:
     """What, per stage, differs between dvc.lock and the checkout's code, rule files, data and
     config (`dvc status`), leaving out the stages' artifacts: those exist only where the pipeline
-    ran, and a stage reading another's artifacts is stale through that stage."""
+    ran, and a stage reading another's artifacts is stale through that stage. A stage the lock
+    does not hold (never reproduced here) is `NOT_RUN`."""
+    if not Path(LOCK).is_file():
+        raise GeniesError(
+            f"no {LOCK} in {Path.cwd()}: the project ships none; `make run` records one, or "
+            "`git pull` a lab's fork that committed theirs"
+        )
+    recorded = yaml.safe_load(Path(LOCK).read_text(encoding="utf-8")).get("stages", {})
     outs = {path for stage in STAGES for path in artifacts(stage)}
     stale: dict[str, list[str]] = {}
     for name, changes in json.loads(dvc("status", "--json") or "{}").items():
+        if name not in recorded:
+            stale[name] = [NOT_RUN]
+            continue
         for change in changes:
             if isinstance(change, str):  # "changed command", "always changed"
                 stale.setdefault(name, []).append(change)
