@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from genies import interventions
-from genies.code_inputs import library_files
+from genies.code_inputs import code_stamp
 from genies.config import validate_config
 from genies.errors import GeniesError
 from genies import run_lock
@@ -62,6 +62,13 @@ onstart:
     # the file persistence's own lock files (a database backend keeps its locks elsewhere)
     if lock_files := getattr(workflow.persistence, "_lockfile", {}).values():
         run_lock.hold(lock_files)
+    # Snakemake's job-rate limiter (--max-jobs-per-timespan, default 100/1s) has every scheduling
+    # pass start a timer for one more pass a second later, so each finished job adds a chain of
+    # passes that never ends (36 passes a second after 150 jobs), each checking every ready job:
+    # its CPU grew with the jobs times the run's length. A local run has no submission rate to
+    # limit (the option cannot switch it off); a cluster executor keeps it.
+    if workflow.local_exec:
+        workflow.scheduler.job_rate_limiter = None
 
 
 # The published tables cover every distinct shift, whatever the config selects.
@@ -73,9 +80,9 @@ SHIFT_SPECS = sorted(str(path) for path in Path(RAW, SHIFTS_DIR).rglob("*.json")
 
 
 def code(command, *modules):
-    """The library files `genies <command>` runs (derived from imports), as inputs: editing one
-    reruns its jobs."""
-    return library_files("src", command, *modules)
+    """The library files `genies <command>` runs (derived from imports), as one input (their
+    stamp, genies.code_inputs): editing one reruns its jobs."""
+    return code_stamp("src", command, *modules)
 
 
 def raw_dir_of(shift_spec):

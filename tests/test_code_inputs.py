@@ -1,8 +1,11 @@
 """A job's code inputs: what its `genies` subcommand imports, transitively, and nothing else."""
 
+import hashlib
+import os
 import re
+from pathlib import Path
 
-from genies.code_inputs import library_files
+from genies.code_inputs import code_stamp, library_files
 from genies.dvc_stages import rule_commands
 from tests.helpers import REPO
 
@@ -61,3 +64,31 @@ def test_every_rule_takes_the_code_of_the_command_its_shell_runs():
             else:
                 assert named == [], (path.name, block.splitlines()[0])
     assert len(shell_commands) == 15
+
+
+def test_a_job_takes_one_stamp_rewritten_only_when_its_files_change(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "src/genies/__init__.py")
+    write(tmp_path, "src/genies/cli.py", "def cmd_go(args):\n    from genies import work\n")
+    write(tmp_path, "src/genies/work.py", "X = 1\n")
+    write(tmp_path, "src/genies/other.py")
+    files = ["src/genies/__init__.py", "src/genies/cli.py", "src/genies/work.py"]
+    for age, path in enumerate(files):  # the newest, work.py, dates the stamp
+        os.utime(path, ns=(10**18 + age, 10**18 + age))
+    stamp = Path(code_stamp("src", "go"))
+    sums = [f"{hashlib.sha256(Path(p).read_bytes()).hexdigest()}  {p}" for p in files]
+    assert stamp.read_text().splitlines() == sums
+    assert stamp.stat().st_mtime_ns == 10**18 + 2
+    # a file the command does not run, and a touch, leave the stamp as it was
+    write(tmp_path, "src/genies/other.py", "Y = 2\n")
+    os.utime("src/genies/work.py", ns=(10**18 + 5, 10**18 + 5))
+    assert code_stamp("src", "go") == str(stamp) and stamp.stat().st_mtime_ns == 10**18 + 2
+    # an edit rewrites it, dated like the edited file
+    write(tmp_path, "src/genies/work.py", "X = 2\n")
+    os.utime("src/genies/work.py", ns=(10**18 + 9, 10**18 + 9))
+    code_stamp("src", "go")
+    edited = hashlib.sha256(b"X = 2\n").hexdigest()
+    assert stamp.read_text().splitlines()[2] == f"{edited}  src/genies/work.py"
+    assert stamp.stat().st_mtime_ns == 10**18 + 9
+    # a method loaded by name gets a stamp of its own
+    assert code_stamp("src", "go", "genies.other").endswith("go+genies.other.sha256")

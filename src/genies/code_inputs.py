@@ -5,15 +5,21 @@ runs as inputs. The list is computed, not kept by hand: a rule names the `genies
 shell line; from it come the command line's module-level imports, the imports inside the
 subcommand's function `cmd_<name>`, then (transitively, at module level or inside functions) every
 `genies` module those import, and the packages' `__init__.py` files that importing them executes.
+
+A job takes them as one input, a stamp file holding their sha256 sums: Snakemake stats every input
+of every ready job on each scheduling pass, and about 30 files a job made that most of its cost.
 """
 
 import ast
 import functools
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 PACKAGE = "genies"
 CLI = "genies.cli"
+STAMPS = Path(".snakemake", "genies", "code")  # bookkeeping of the workdir, like Snakemake's own
 
 
 def module_path(src: Path, module: str) -> Path | None:
@@ -77,3 +83,35 @@ def derived_files(src: Path, command: str, modules: tuple[str, ...], stamp) -> t
             nodes = ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
             pending.extend(imported_modules(nodes) if name != CLI else ())
     return tuple(sorted(str(path) for path in seen.values()))
+
+
+def code_stamp(src: str | Path, command: str, *modules: str) -> str:
+    """The path of one file standing for `library_files(src, command, *modules)`: their sha256
+    sums, written only when those change, dated like the newest of the files. So Snakemake reruns
+    a job when, and only when, it would have for the files themselves."""
+    files = library_files(src, command, *modules)
+    sums = "".join(f"{file_sha256(path, file_stamp(os.stat(path)))}  {path}\n" for path in files)
+    newest = max(os.stat(path).st_mtime_ns for path in files)
+    stamp = STAMPS / ("+".join((command, *modules)) + ".sha256")
+    write_stamp(stamp, sums, newest)
+    return str(stamp)
+
+
+@functools.cache
+def file_sha256(path: str, stamp: tuple[int, int]) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@functools.cache
+def write_stamp(stamp: Path, sums: str, mtime_ns: int) -> None:
+    """Write `sums` to `stamp` unless it holds them already; once per process for each content.
+    Other processes may write the same stamp at once (jobs that parse the workflow on a cluster):
+    each writes a temporary of its own and renames it."""
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") == sums:
+        return
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stamp.name}.", suffix=".tmp", dir=stamp.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(sums)
+    os.utime(tmp, ns=(mtime_ns, mtime_ns))
+    os.replace(tmp, stamp)
