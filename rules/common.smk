@@ -1,4 +1,6 @@
+import functools
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -305,12 +307,22 @@ def model_manifest(folder):
     return manifest
 
 
+@functools.cache
+def texts_of(split, max_examples, content):
+    return count_texts(split, max_examples, CFG.seed)
+
+
+def split_texts(split, max_examples):
+    """count_texts of a split, read once for each content (its mtime and size): Snakemake
+    evaluates a ready job's resources again on every scheduling pass."""
+    status = os.stat(built(split))
+    return texts_of(split, max_examples, (status.st_mtime_ns, status.st_size))
+
+
 def extraction_work(wildcards, input):
     """The texts of the split, once per template."""
     return footprint.Work(
-        texts=count_texts(
-            built(input.split), CFG.max_examples[wildcards.split], CFG.seed
-        )
+        texts=split_texts(input.split, CFG.max_examples[wildcards.split])
         * len(TEMPLATES),
         batch=model_how(wildcards)["batch_size"],
         max_length=CFG.models[wildcards.model]["max_length"],
@@ -341,7 +353,7 @@ def evaluation_work(wildcards, input):
     if not method.reads.model:
         return None
     count = CFG.max_examples["test"]
-    texts = sum(count_texts(built(split), count, CFG.seed) for split in input.splits)
+    texts = sum(split_texts(split, count) for split in input.splits)
     return footprint.Work(texts, model_how(wildcards)["batch_size"], length)
 
 
