@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 
+from genies import job_clock
 from genies.errors import GeniesError
 from genies.files.atomic import write_atomic
 from genies.models.catalog import HOW
@@ -133,6 +134,7 @@ def cmd_extract(args) -> None:
     from genies.models.devices import claim_devices, compute_dtype
     from genies.models.loading import context_length, load_model
 
+    job_clock.ready()
     torch.set_num_threads(args.threads)
     keys = ["templates", "storage_dtype", "padding_side", "dtype", "max_length"]
     request = required_keys("--spec", args.spec, keys) | {"batch_size": args.batch_size}
@@ -221,9 +223,17 @@ def intervention_job_args(args) -> dict:
     }
 
 
+def interventions_ready() -> None:
+    from genies import interventions
+
+    interventions.registry()  # every method's module
+    job_clock.ready()
+
+
 def cmd_fit(args) -> None:
     from genies.interventions.jobs import fit
 
+    interventions_ready()
     split = {"split_path": args.split, "activation_paths": activation_paths(args.activations)}
     info = fit(**intervention_job_args(args), **split, mix=mix_argument(args.mix))
     print(f"wrote {args.out}: {args.intervention} fitted on {info['pairs']} pairs", file=sys.stderr)
@@ -232,6 +242,7 @@ def cmd_fit(args) -> None:
 def cmd_evaluate(args) -> None:
     from genies.interventions.jobs import evaluate
 
+    interventions_ready()
     inputs = scored_inputs(args.inputs)
     table = evaluate(state_path=args.state, inputs=inputs, **intervention_job_args(args))
     print(
@@ -243,6 +254,7 @@ def cmd_evaluate(args) -> None:
 def cmd_shift_metrics(args) -> None:
     from genies.evaluation.model_jobs import shift_metrics_job
 
+    job_clock.ready()
     bootstrap = {"seed": args.seed, "resamples": args.resamples, "level": args.level}
     tidy = shift_metrics_job(args.model, args.interventions, args.shifts, args.raw_dir, bootstrap)
     print(f"wrote the shift metrics of {args.model}: {len(tidy)} rows", file=sys.stderr)
@@ -251,6 +263,7 @@ def cmd_shift_metrics(args) -> None:
 def cmd_mixing_table(args) -> None:
     from genies.evaluation.mixing_table import mixing_table_job
 
+    job_clock.ready()
     bootstrap = {"seed": args.seed, "resamples": args.resamples, "level": args.level}
     table = mixing_table_job(args.models, args.mixing, args.shifts, args.raw_dir, bootstrap)
     print(f"wrote the mixing table: {len(table)} rows", file=sys.stderr)
@@ -259,6 +272,7 @@ def cmd_mixing_table(args) -> None:
 def cmd_genies_table(args) -> None:
     from genies.evaluation.model_jobs import genies_table_job
 
+    job_clock.ready()
     table = genies_table_job(args.tidy, args.config, args.sidecars, args.evaluations)
     print(f"wrote the GENIES table: {len(table)} rows", file=sys.stderr)
 
@@ -266,6 +280,7 @@ def cmd_genies_table(args) -> None:
 def cmd_genies_figures(args) -> None:
     from genies.evaluation.figures_job import genies_figures_job
 
+    job_clock.ready()
     written = genies_figures_job(
         args.tidy, args.states, args.out_dir, args.seed, args.resamples, args.level, args.mixing
     )
@@ -610,11 +625,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    job_clock.ready()  # a command that imports more says so again
     try:
         args.func(args)
     except GeniesError as exc:
         print(f"genies: error: {exc}", file=sys.stderr)
         return 1
+    if not sys.stderr.isatty():  # a job's log, not a console
+        print(job_clock.summary(args.command), file=sys.stderr)
     return 0
 
 

@@ -39,7 +39,6 @@ from genies.errors import GeniesError
 from genies.interventions.base import PairData
 from genies.models.activations import pad_batch, truncate
 from genies.models.families import next_token_logits
-from genies.models.loading import context_length
 
 
 @dataclass(frozen=True)
@@ -61,6 +60,8 @@ class Tokenisation:
 def tokenisation(loaded, max_length: int) -> Tokenisation:
     """The tokenisation of texts for the loaded model (genies.models.loading.LoadedModel) and
     its settings' `max_length`."""
+    from genies.models.loading import context_length  # transformers: only jobs that run a model
+
     if loaded is None:
         raise GeniesError("scoring texts needs the model, but PairData.model is None")
     name, tokenizer = loaded.manifest["name"], loaded.tokenizer

@@ -45,6 +45,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from genies import job_clock
 from genies.errors import GeniesError
 from genies.files.atomic import atomic_dir
 from genies.files.hashing import stream_blocks
@@ -399,6 +400,7 @@ def weight_hashes(folder: Path) -> dict:
 # --- load -----------------------------------------------------------------------------------
 
 
+@job_clock.model_load()
 def load_model(
     model_dir: str | os.PathLike, device: str | list[str] = "cpu", dtype: str | None = None
 ) -> LoadedModel:
