@@ -290,6 +290,20 @@ def intervention_gpus(wildcards):
     return 0
 
 
+def method_group(wildcards):
+    """A fit's or evaluation's group where jobs are submitted to a cluster (or a dry run of one,
+    which lists them): methods that read only the cache take seconds a job and travel in large
+    groups, those that run the model take minutes to hours and travel in small ones
+    (group-components, SLURM profile). A local run keeps each job on its own: Snakemake's local
+    executor would start a group's jobs all at once, as it does pipes."""
+    submitted = not workflow.local_exec or (workflow.dryrun and workflow.nodes is not None)
+    if not submitted:
+        return None
+    if interventions.registry()[wildcards.intervention].reads.model:
+        return "model_methods"
+    return "cache_methods"
+
+
 def built(path, ready=None):
     """`path`, an input of the job; while it is still to be built, the FileNotFoundError naming
     it by which Snakemake defers a resource until the job's inputs exist."""

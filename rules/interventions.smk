@@ -12,6 +12,8 @@ rule fit:
         info=state_info_path(state_path("{model}", "{intervention}", "{source}")),
     log:
         "logs/fit/{model}/{intervention}/{source}.log",
+    group:
+        method_group
     conda:
         "../environment.yml"
     threads: 1
@@ -39,6 +41,8 @@ rule evaluate:
         evaluation_path("{model}", "{intervention}", "{source}"),
     log:
         "logs/evaluate/{model}/{intervention}/{source}.log",
+    group:
+        method_group
     conda:
         "../environment.yml"
     threads: 1

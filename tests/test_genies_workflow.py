@@ -66,6 +66,47 @@ def built(tmp_path_factory):
     return workdir
 
 
+JOB_TIME = re.compile(
+    r"^genies [\w-]+: (\S+) s, of which start and imports (\S+) s, model loads (\S+) s$", re.M
+)
+
+
+def test_every_job_logs_its_time_and_only_model_jobs_a_model_load(built):
+    registry = interventions.registry()
+    logs = sorted((built / "logs").rglob("*.log"))
+    assert {log.relative_to(built / "logs").parts[0] for log in logs} >= {
+        "activations",
+        "fit",
+        "evaluate",
+    }
+    for log in logs:
+        found = JOB_TIME.findall(log.read_text())
+        assert len(found) == 1, log
+        total, imports, loads = map(float, found[0])
+        assert 0 < imports < total and loads < total, (log, found)
+        job = log.relative_to(built / "logs").parts
+        runs_model = job[0] == "activations" or (
+            job[0] in ("fit", "evaluate") and registry[job[2]].reads.model
+        )
+        assert (loads > 0) == runs_model, (log, found)
+
+
+def test_a_job_that_reads_only_the_cache_imports_no_model_library():
+    imported = subprocess.run(
+        [sys.executable, "-c", CACHE_JOB_IMPORTS], capture_output=True, text=True, env=ENV
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.split() == [], imported.stdout
+
+
+# What `genies fit mms` imports before its work; prints the model libraries among them.
+CACHE_JOB_IMPORTS = """import sys
+from genies import cli, interventions
+from genies.interventions import jobs
+interventions.registry()
+print(*sorted({"transformers", "peft", "sklearn", "tokenizers"} & set(sys.modules)))"""
+
+
 def test_the_table_has_a_row_per_intervention_and_the_promised_columns(built):
     table = pd.read_csv(built / "results/genies_table.csv")
     configured = load_config(REPO / "config/test.yaml").interventions
@@ -656,6 +697,22 @@ def slurm_minutes(minutes: int) -> str:
     return (f"{days}-" if days else "") + f"{minutes // 60:02d}:{minutes % 60:02d}:00"
 
 
+def group_jobs(output: str) -> list[list[dict[str, str]]]:
+    """The resources of each job of each group Snakemake submitted: its log names a group
+    ("[time] Group job NAME (jobs in lexicogr. order):") and lists the group's jobs, indented,
+    each with its resources, until its next timed entry."""
+    groups, member = [], False  # in a group's indented listing
+    for line in output.splitlines():
+        if " Group job " in line:
+            groups.append([])
+            member = True
+        elif line.startswith("["):  # Snakemake's next entry; other threads' lines may interleave
+            member = False
+        elif member and (found := re.match(r"^        resources: (.*)$", line)):
+            groups[-1].append(dict(item.split("=", 1) for item in found[1].split(", ")))
+    return groups
+
+
 def test_the_slurm_profile_gives_the_local_bytes_and_each_job_its_gpus(built, tmp_path):
     reason = slurm_cluster.missing_reason()
     if reason:
@@ -666,10 +723,12 @@ def test_the_slurm_profile_gives_the_local_bytes_and_each_job_its_gpus(built, tm
     # the profile waits the executor's 40 s between status checks (kind to a shared controller);
     # this cluster is ours: jobs of seconds need not wait that long to be seen done
     profile = (
-        "--profile",
+        "--workflow-profile",
         "workflow/profiles/slurm",
         "--slurm-init-seconds-before-status-checks",
         "5",
+        "--cores",  # the profile's, over run_snakemake's 2: a group runs its jobs one by one
+        "1",
     )
     two_gpus = ("--set-resources", "extract_activations:gpu=2")
     with slurm_cluster.slurm_cluster():
@@ -677,19 +736,33 @@ def test_the_slurm_profile_gives_the_local_bytes_and_each_job_its_gpus(built, tm
         records = slurm_cluster.job_records()
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    # each job's SLURM limits are the memory and time Snakemake computed for it
-    asked = dict(re.findall(r"^    jobid: (\d+)\n(?:    .*\n)*?    resources: (.*)$", output, re.M))
-    submitted_as = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", output)
-    assert len(submitted_as) == len(records) > 20, (submitted_as, records.keys())
-    for job, slurm_job in submitted_as:
-        resources = dict(item.split("=", 1) for item in asked[job].split(", "))
-        limits = records[slurm_job]
-        assert slurm_mb(limits["MinMemoryNode"]) == int(resources["mem_mb"]), (resources, limits)
-        assert limits["TimeLimit"] == slurm_minutes(int(resources["runtime"])), (resources, limits)
-    submitted = output.count("has been submitted with SLURM jobid")
+    # every job went to SLURM in a group, five or more jobs a submission
+    groups = group_jobs(output)
     done = re.findall(r"(\d+) of (\d+) steps \(100%\) done", output)
     local = len(re.findall(r"^localrule ", output, re.MULTILINE))
-    assert done and submitted == int(done[-1][1]) - local > 20, (submitted, done, local)
+    submitted_jobs = int(done[-1][1]) - local
+    assert output.count("has been submitted with SLURM jobid") == len(groups) == len(records)
+    assert sum(len(jobs) for jobs in groups) == submitted_jobs > 40, (groups, done, local)
+    assert 5 * len(groups) <= submitted_jobs, [len(jobs) for jobs in groups]
+    # what SLURM recorded of the submissions: a group runs its jobs one after another, so it
+    # asks the largest memory and GPU count of its jobs and the sum of their times
+    asked = sorted(
+        (
+            max(int(job["mem_mb"]) for job in jobs),
+            slurm_minutes(sum(int(job["runtime"]) for job in jobs)),
+            max(int(job.get("gpu", 0)) for job in jobs),
+        )
+        for jobs in groups
+    )
+    recorded = sorted(
+        (
+            slurm_mb(limits["MinMemoryNode"]),
+            limits["TimeLimit"],
+            int(re.search(r"gres[:/]gpu:(\d+)", limits.get("TresPerJob", "gres:gpu:0"))[1]),
+        )
+        for limits in records.values()
+    )
+    assert recorded == asked
     registry = interventions.registry()
     granted = granted_gpus(workdir)
     # model jobs of every kind ran and claimed: every extraction, every model-reading method
