@@ -296,7 +296,9 @@ def method_group(wildcards):
     groups, those that run the model take minutes to hours and travel in small ones
     (group-components, SLURM profile). A local run keeps each job on its own: Snakemake's local
     executor would start a group's jobs all at once, as it does pipes."""
-    submitted = not workflow.local_exec or (workflow.dryrun and workflow.nodes is not None)
+    submitted = not workflow.local_exec or (
+        workflow.dryrun and workflow.nodes is not None
+    )
     if not submitted:
         return None
     if interventions.registry()[wildcards.intervention].reads.model:
