@@ -61,8 +61,9 @@ def job_times(run_dir: Path) -> dict[str, list[tuple[float, float, float]]]:
     times = defaultdict(list)
     for log in sorted(Path(run_dir, "logs").rglob("*.log")):
         found = TIMING.findall(log.read_text(encoding="utf-8", errors="replace"))
-        if found:
-            times[log.relative_to(run_dir, "logs").parts[0]].append(tuple(map(float, found[-1])))
+        if found:  # a folder per rule family; a job logging straight into logs/ by its name
+            folder = log.relative_to(run_dir, "logs").parts[0].removesuffix(".log")
+            times[folder].append(tuple(map(float, found[-1])))
     return times
 
 
