@@ -283,27 +283,36 @@ def intervention_code(command):
     return files
 
 
-def intervention_gpus(wildcards):
-    """GPUs of the model for methods that run it; none for methods reading the cache only."""
-    if interventions.registry()[wildcards.intervention].reads.model:
-        return model_how(wildcards)["gpus"]
-    return 0
+def runs_model(job, wildcards):
+    """Whether the method's `job` ("fit" or "evaluate") loads the model."""
+    return interventions.registry()[wildcards.intervention].reads.runs_model(job)
 
 
-def method_group(wildcards):
+def intervention_gpus(job):
+    """GPUs of the model for a `job` that runs it; none for one reading the cache only."""
+
+    def gpus(wildcards):
+        return model_how(wildcards)["gpus"] if runs_model(job, wildcards) else 0
+
+    return gpus
+
+
+def method_group(job):
     """A fit's or evaluation's group where jobs are submitted to a cluster (or a dry run of one,
-    which lists them): methods that read only the cache take seconds a job and travel in large
-    groups, those that run the model take minutes to hours and travel in small ones
-    (group-components, SLURM profile). A local run keeps each job on its own: Snakemake's local
-    executor would start a group's jobs all at once, as it does pipes."""
-    submitted = not workflow.local_exec or (
-        workflow.dryrun and workflow.nodes is not None
-    )
-    if not submitted:
-        return None
-    if interventions.registry()[wildcards.intervention].reads.model:
-        return "model_methods"
-    return "cache_methods"
+    which lists them): jobs that read only the cache take seconds and travel in large groups,
+    those that run the model take minutes to hours and travel in small ones (group-components,
+    SLURM profile). A local run keeps each job on its own: Snakemake's local executor would
+    start a group's jobs all at once, as it does pipes."""
+
+    def group(wildcards):
+        submitted = not workflow.local_exec or (
+            workflow.dryrun and workflow.nodes is not None
+        )
+        if not submitted:
+            return None
+        return "model_methods" if runs_model(job, wildcards) else "cache_methods"
+
+    return group
 
 
 def built(path, ready=None):
@@ -354,10 +363,10 @@ def method_of(wildcards):
 
 
 def fit_work(wildcards, input):
-    """What a fit trains on (nothing for a method training no weights); None for a method that
-    reads the cache only."""
+    """What a fit trains on (nothing for a method training no weights); None for a fit that
+    does not run the model."""
     method, hyperparameters, length = method_of(wildcards)
-    if not method.reads.model:
+    if not method.reads.runs_model("fit"):
         return None
     texts, batch = method.fit_texts(hyperparameters)
     return footprint.Work(texts, batch, length, backward=texts > 0)

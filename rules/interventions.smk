@@ -13,13 +13,13 @@ rule fit:
     log:
         "logs/fit/{model}/{intervention}/{source}.log",
     group:
-        method_group
+        method_group("fit")
     conda:
         "../environment.yml"
     threads: 1
     resources:
         **job_requests(fit_work),
-        gpu=intervention_gpus,
+        gpu=intervention_gpus("fit"),
         batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:
         **INTERVENTION_PARAMS,
@@ -42,13 +42,13 @@ rule evaluate:
     log:
         "logs/evaluate/{model}/{intervention}/{source}.log",
     group:
-        method_group
+        method_group("evaluate")
     conda:
         "../environment.yml"
     threads: 1
     resources:
         **job_requests(evaluation_work),
-        gpu=intervention_gpus,
+        gpu=intervention_gpus("evaluate"),
         batch_size=lambda wildcards: model_how(wildcards)["batch_size"],
     params:
         **INTERVENTION_PARAMS,

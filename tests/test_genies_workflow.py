@@ -86,7 +86,7 @@ def test_every_job_logs_its_time_and_only_model_jobs_a_model_load(built):
         assert 0 < imports < total and loads < total, (log, found)
         job = log.relative_to(built / "logs").parts
         runs_model = job[0] == "activations" or (
-            job[0] in ("fit", "evaluate") and registry[job[2]].reads.model
+            job[0] in ("fit", "evaluate") and registry[job[2]].reads.runs_model(job[0])
         )
         assert (loads > 0) == runs_model, (log, found)
 
@@ -99,11 +99,13 @@ def test_a_job_that_reads_only_the_cache_imports_no_model_library():
     assert imported.stdout.split() == [], imported.stdout
 
 
-# What `genies fit mms` imports before its work; prints the model libraries among them.
+# What `genies fit mms`, `genies evaluate mms` and `genies fit few_shot` (which records its shot
+# pool without the model) import before their work; prints the model libraries among them.
 CACHE_JOB_IMPORTS = """import sys
-from genies import cli, interventions
+from genies import cli
 from genies.interventions import jobs
-interventions.registry()
+for name, job in [("mms", "fit"), ("mms", "evaluate"), ("few_shot", "fit")]:
+    cli.interventions_ready(name, job)
 print(*sorted({"transformers", "peft", "sklearn", "tokenizers"} & set(sys.modules)))"""
 
 
@@ -634,7 +636,7 @@ def test_each_job_asks_for_the_memory_and_time_of_its_model_and_texts(built, tmp
         wildcards = dict(item.split("=") for item in job["wildcards"].split(", "))
         method = registry.get(wildcards.get("intervention"))
         asked = dict(item.split("=", 1) for item in job["resources"].split(", "))
-        if method and not method.reads.model:
+        if method and not method.reads.runs_model(job["rule"]):
             cache = sum((built / p).stat().st_size for p in inputs if p.startswith("results/act"))
             expected = (footprint.cache_memory_mb(cache), footprint.CACHE_RUNTIME_MIN)
             kinds.add("cache")
@@ -649,8 +651,6 @@ def test_each_job_asks_for_the_memory_and_time_of_its_model_and_texts(built, tmp
                 length = (shots + 1) * model["max_length"]
                 if job["rule"] == "evaluate":
                     work = Work(texts(inputs), model["batch_size"], length)
-                elif method.name == "few_shot":  # draws its shots, trains nothing
-                    work = Work(0, 0, length)
                 else:  # the reward models: 2 texts a pair
                     pairs, steps = hyperparameters["batch_size"], hyperparameters["steps"]
                     work = Work(2 * pairs * steps, 2 * pairs, length, backward=True)
@@ -794,7 +794,7 @@ def test_the_slurm_profile_gives_the_local_bytes_and_each_job_its_gpus(built, tm
         job = log.split("/")
         if job[0] == "activations":
             wanted = [2]
-        elif job[0] in ("fit", "evaluate") and registry[job[2]].reads.model:
+        elif job[0] in ("fit", "evaluate") and registry[job[2]].reads.runs_model(job[0]):
             wanted = [1]
         else:
             wanted = []

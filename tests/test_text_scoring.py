@@ -69,7 +69,9 @@ LONG = 512  # a max_length no text of these tests reaches but the long ones
 
 def pair_data(loaded, pairs, batch_size=8, shots=None, max_length=LONG) -> PairData:
     settings = {"batch_size": batch_size, "max_length": max_length}
-    return PairData(pairs=pairs, model=loaded, shots=shots, settings=settings)
+    return PairData(
+        pairs=pairs, model=loaded, manifest=loaded.manifest, shots=shots, settings=settings
+    )
 
 
 def fitted(method: str, loaded, seed=0, shots=None, max_length=LONG):
@@ -381,6 +383,24 @@ def test_an_examples_shots_do_not_depend_on_the_other_examples_scored(tiny, sour
     kept = pairs[pairs.example_id.isin(["tgt/test/1", "tgt/test/4"])].iloc[::-1]
     for pair_id, prompt in zip(kept.pair_id, pair_shots(kept, state.info, 4), strict=True):
         assert prompt == everything[pair_id]
+
+
+def test_few_shot_fits_from_the_manifest_without_the_model(tiny, tiny_without_bos, source_train):
+    """Its fit job loads no weights: the tokenisation it records, read from the manifest, is
+    the one scoring computes from the loaded tokenizer, which scores with the state."""
+    assert not FewShot.reads.runs_model("fit") and FewShot.reads.runs_model("evaluate")
+    pairs = evaluation_pairs(split_of("tgt/test", [2, 3]))
+    for loaded in (tiny, tiny_without_bos):
+        data = PairData(
+            pairs=training_pairs(source_train, 0),
+            manifest=loaded.manifest,
+            shots=source_train,
+            settings={"max_length": LONG},
+        )
+        state = FewShot().fit(data, {"shots": 4}, 0)
+        assert state.info["tokenisation"] == tokenisation(loaded, LONG).info()
+        scores = FewShot().score(pair_data(loaded, pairs), {"shots": 4}, state)
+        assert scores.shape == (len(pairs),)
 
 
 def test_few_shot_fit_needs_the_source_training_split(tiny):

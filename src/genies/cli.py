@@ -223,12 +223,12 @@ def intervention_job_args(args) -> dict:
     }
 
 
-def interventions_ready(name: str) -> None:
-    """Every method's module imported, and the model loader for a method that runs the model:
-    the rest of the job is its work."""
+def interventions_ready(name: str, job: str) -> None:
+    """Every method's module imported, and the model loader where the method's `job` runs the
+    model: the rest of the job is its work."""
     from genies import interventions
 
-    if interventions.get(name).reads.model:
+    if interventions.get(name).reads.runs_model(job):
         import genies.models.loading  # noqa: F401 (transformers)
     job_clock.ready()
 
@@ -236,7 +236,7 @@ def interventions_ready(name: str) -> None:
 def cmd_fit(args) -> None:
     from genies.interventions.jobs import fit
 
-    interventions_ready(args.intervention)
+    interventions_ready(args.intervention, "fit")
     split = {"split_path": args.split, "activation_paths": activation_paths(args.activations)}
     info = fit(**intervention_job_args(args), **split, mix=mix_argument(args.mix))
     print(f"wrote {args.out}: {args.intervention} fitted on {info['pairs']} pairs", file=sys.stderr)
@@ -245,7 +245,7 @@ def cmd_fit(args) -> None:
 def cmd_evaluate(args) -> None:
     from genies.interventions.jobs import evaluate
 
-    interventions_ready(args.intervention)
+    interventions_ready(args.intervention, "evaluate")
     inputs = scored_inputs(args.inputs)
     table = evaluate(state_path=args.state, inputs=inputs, **intervention_job_args(args))
     print(

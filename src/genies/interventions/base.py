@@ -30,6 +30,13 @@ class Reads:
 
     templates: dict[str, dict[str, Any]] = field(default_factory=dict)
     model: bool = False
+    # whether `fit` runs the model too, or only scoring does (few_shot's fit records its shot
+    # pool: its job then imports no transformers and loads no weights)
+    model_in_fit: bool = True
+
+    def runs_model(self, job: str) -> bool:
+        """Whether the method's `job` ("fit" or "evaluate") loads the model."""
+        return self.model and (job == "evaluate" or self.model_in_fit)
 
 
 @dataclass
@@ -55,16 +62,18 @@ class PairData:
 
     `pairs` has the columns of genies.data.pairs plus `example_index` (the example's row in the
     split, as in the activation cache). `activations` maps a template to the cache file's tensors
-    and metadata; `model` is the loaded model (genies.models.loading.LoadedModel) for methods that
-    read it; `shots` is the source's training split for few-shot prompting; `device` where the
-    model runs ("cpu" or "cuda:N"); `settings` the model's resolved settings (batch_size,
-    max_length, dtype: how to compute, never what); `work_dir`, when fitting, a folder of the
-    fit's own that survives an interrupted job (for checkpoints to resume from).
+    and metadata; `manifest` is the model's (genies.models.manifest); `model` is the loaded model
+    (genies.models.loading.LoadedModel) for a job that runs it; `shots` is the source's training
+    split for few-shot prompting; `device` where the model runs ("cpu" or "cuda:N"); `settings`
+    the model's resolved settings (batch_size, max_length, dtype: how to compute, never what);
+    `work_dir`, when fitting, a folder of the fit's own that survives an interrupted job (for
+    checkpoints to resume from).
     """
 
     pairs: pd.DataFrame
     activations: dict[str, tuple[dict[str, torch.Tensor], dict]] = field(default_factory=dict)
     model: Any = None
+    manifest: dict[str, Any] = field(default_factory=dict)
     shots: pd.DataFrame | None = None
     device: str = "cpu"
     settings: dict[str, Any] = field(default_factory=dict)

@@ -11,8 +11,8 @@ and the whole stays within (shots + 1) * max_length. Where that exceeds the posi
 has, an example's earliest shots are dropped whole until its text fits (counted on stderr).
 
 `fit` learns nothing from the pairs: it stores the shot pool (example ids, prompts and preferred
-responses of the source's training split), the seed and the tokenisation, so that scoring needs
-nothing else.
+responses of the source's training split), the seed and the tokenisation (from the model's
+manifest: the fit never runs the model), so that scoring needs nothing else.
 
 Where it differs from upstream: upstream drew the shots unseeded, so its scores changed from run
 to run; here an example's shots come from a generator seeded by a hash of (seed, example id), so
@@ -29,7 +29,7 @@ from genies.data.pairs import seeded_choice
 from genies.errors import GeniesError
 from genies.interventions import register
 from genies.interventions.base import Intervention, PairData, Reads, State
-from genies.interventions.text_scoring import pair_probabilities, tokenisation
+from genies.interventions.text_scoring import adds_bos, pair_probabilities, tokenisation_info
 
 SEPARATOR = "\n\n"
 SEED_RANGE = 2**63
@@ -87,7 +87,7 @@ def pair_shots(pairs: pd.DataFrame, info: dict, shots: int) -> list[tuple[str, .
 @register
 class FewShot(Intervention):
     name = "few_shot"
-    reads = Reads(model=True)
+    reads = Reads(model=True, model_in_fit=False)
     hyperparameters = {"shots": {"type": "integer", "minimum": 1, "default": 4}}
 
     @classmethod
@@ -105,7 +105,9 @@ class FewShot(Intervention):
         return State(
             info={
                 "seed": seed,
-                "tokenisation": tokenisation(data.model, data.settings["max_length"]).info(),
+                "tokenisation": tokenisation_info(
+                    adds_bos(data.manifest), data.settings["max_length"]
+                ),
                 "pool": shot_pool(data.shots),
             }
         )

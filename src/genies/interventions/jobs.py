@@ -78,9 +78,10 @@ def load_activations(paths: dict[str, str], split_path, examples: pd.DataFrame, 
     return loaded
 
 
-def load_model_read(method, model_dir, settings: dict, stack) -> tuple:
-    """(model, device) for a method that runs the model, loaded once; (None, "cpu") otherwise."""
-    if not method.reads.model:
+def load_model_read(method, job: str, model_dir, settings: dict, stack) -> tuple:
+    """(model, device) for a method whose `job` runs the model, loaded once; (None, "cpu")
+    otherwise."""
+    if not method.reads.runs_model(job):
         return None, "cpu"
     missing = [key for key in ("dtype", "max_length") if key not in settings]
     if missing:
@@ -102,6 +103,7 @@ def pair_data(method, split_path, pairs, examples, activation_paths, manifest, s
     return PairData(
         pairs=pairs,
         activations=load_activations(activation_paths, split_path, examples, manifest),
+        manifest=manifest,
         settings=settings,
         model=model[0],
         device=model[1],
@@ -186,7 +188,7 @@ def fit(
     method = interventions.get(name)
     manifest = model_manifest(model_dir)
     with ExitStack() as stack:
-        model = load_model_read(method, model_dir, settings, stack)
+        model = load_model_read(method, "fit", model_dir, settings, stack)
         inputs = (method, manifest, settings, model, model_dir, max_examples, seed)
         data, examples, records, hashes = training_data(*inputs, split_path, activation_paths)
         data.shots, mixed = examples, {}
@@ -310,7 +312,7 @@ def evaluate(
     manifest = model_manifest(model_dir)
     tables, hashes, records = [], {}, {}
     with ExitStack() as stack:
-        model = load_model_read(method, model_dir, settings, stack)
+        model = load_model_read(method, "evaluate", model_dir, settings, stack)
         if method.trained:
             state, info = read_state(state_path)
             check_state(state_path, info, name, hyperparameters, seed, manifest)

@@ -49,12 +49,23 @@ class Tokenisation:
     context: int | None = None  # the positions the model has, where its config says
 
     def info(self) -> dict:
-        return {
-            "bos": self.bos_id is not None,
-            "join": "separate",
-            "eos": True,
-            "max_length": self.max_length,
-        }
+        return tokenisation_info(self.bos_id is not None, self.max_length)
+
+
+def tokenisation_info(bos: bool, max_length: int) -> dict:
+    """What a state records of the tokenisation it was fitted with."""
+    return {"bos": bos, "join": "separate", "eos": True, "max_length": max_length}
+
+
+def adds_bos(manifest: dict) -> bool:
+    """Whether the model's tokenizer adds BOS by default, as its manifest records."""
+    adds = manifest.get("tokenizer", {}).get("adds_bos")
+    if adds is None:
+        raise GeniesError(
+            f"model {manifest.get('name')}: the manifest lacks tokenizer.adds_bos; "
+            "materialise the model again"
+        )
+    return adds
 
 
 def tokenisation(loaded, max_length: int) -> Tokenisation:
@@ -65,15 +76,11 @@ def tokenisation(loaded, max_length: int) -> Tokenisation:
     if loaded is None:
         raise GeniesError("scoring texts needs the model, but PairData.model is None")
     name, tokenizer = loaded.manifest["name"], loaded.tokenizer
-    adds_bos = loaded.manifest.get("tokenizer", {}).get("adds_bos")
-    if adds_bos is None:
-        raise GeniesError(
-            f"model {name}: the manifest lacks tokenizer.adds_bos; materialise the model again"
-        )
+    bos = adds_bos(loaded.manifest)
     if tokenizer.eos_token_id is None:
         raise GeniesError(f"model {name}: the tokenizer has no EOS token")
     return Tokenisation(
-        bos_id=tokenizer.bos_token_id if adds_bos else None,
+        bos_id=tokenizer.bos_token_id if bos else None,
         eos_id=tokenizer.eos_token_id,
         max_length=max_length,
         context=context_length(loaded, max_length),
