@@ -16,7 +16,7 @@ from genies.errors import GeniesError
 from genies.evaluation.summary import genies_summary
 from genies.paper.compare import differing_cells
 from genies.paper.published import index_evaluations
-from genies.paper.tables import recompute, ttc_traceability, write_tables
+from genies.paper.tables import Context, paper_contrasts, recompute, ttc_traceability, write_tables
 from tests.helpers import RAW_DIR
 
 PUBLISHED = RAW_DIR / "published" / "generalization_metrics"
@@ -162,3 +162,36 @@ def test_the_vendored_archive_is_verified_before_use(tmp_path):
     archive.write_bytes(archive.read_bytes() + b"\0")
     with pytest.raises(GeniesError, match="evaluations.tar.xz: sha256 mismatch"):
         index_evaluations(raw)
+
+
+def test_paired_contrasts_agree_with_the_published_tables(paper):
+    """The per-shift differences of paired pairs are the published tables' differences, and the
+    mean DE difference over the 15 GENIES shifts theirs (llama-30b: LoRA - mms, about -0.064)."""
+    ctx = Context(paper["index"], RAW_DIR, paper["work"] / "splits", 0, 200, 0.95)
+    shifts, summary, left_out = paper_contrasts(paper["tidy"], ctx)
+    columns = ["generalization_accuracy", "differential_elicitation"]
+    published = {
+        name: pd.read_csv(PUBLISHED / "llama-30b" / name / "GENIES.csv").set_index(
+            ["source", "target"]
+        )[columns]
+        for name in ("lora_fine_tuning", "mms")
+    }
+    expected = published["lora_fine_tuning"] - published["mms"]
+    rows = shifts[
+        (shifts.model == "llama-30b")
+        & (shifts["first"] == "lora_fine_tuning")
+        & (shifts.second == "mms")
+        & (shifts.genies_position > 0)
+    ].set_index(["source", "target"])
+    assert len(rows) == 15
+    for key, row in rows.iterrows():
+        assert row.accuracy_difference == pytest.approx(expected.loc[key].generalization_accuracy)
+        assert row.de_difference == pytest.approx(expected.loc[key].differential_elicitation)
+    mean = summary.set_index(["model", "first", "second"]).loc[
+        ("llama-30b", "lora_fine_tuning", "mms"), "de_difference"
+    ]
+    assert mean == pytest.approx(expected.differential_elicitation.mean())
+    assert round(mean, 3) == -0.064
+    # few-shot files drop pairs without ids; CCS files hold no probabilities
+    assert "without pair ids" in left_out["llama-7b", "few_shot"]
+    assert "no probabilities" in left_out["llama-30b", "ccs"]

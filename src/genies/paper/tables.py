@@ -284,3 +284,72 @@ def ttc_traceability(index: pd.DataFrame, raw_dir) -> pd.DataFrame:
     table["traceable"] = table.explained_by != ""
     table["is_max_of_stored"] = np.isclose(table.published_ttc, table.best_stored, atol=1e-12)
     return table
+
+
+def published_pairs(ctx: "Context"):
+    """The evaluations of genies.evaluation.contrasts from the published files: a file's pairs
+    by position (every method of a model scored the target's pairs in the same order), grouped
+    by example where the test split's examples account for them."""
+
+    def evaluations(model: str, intervention: str, source: str, target: str) -> pd.DataFrame:
+        row = ctx.evaluations.get(intervention, f"{model}-{source}", target)
+        if row.probabilities is None:
+            raise GeniesError(f"evaluations/{row.path}: no probabilities to pair")
+        p = np.asarray(row.probabilities)
+        groups = example_groups(ctx.pairs_per_example(target), len(p))
+        positions = np.arange(len(p)).astype(str)
+        return pd.DataFrame(
+            {
+                "pair_id": positions,
+                "example_id": positions if groups is None else groups.astype(str),
+                "probability": p,
+            }
+        )
+
+    return evaluations
+
+
+def unpaired(ctx: "Context", model: str, intervention: str, shifts: pd.DataFrame) -> str:
+    """Why `intervention`'s files of `model` cannot be paired with zero_shot's on the target
+    pairs of `shifts` (no probabilities, or another count of pairs, whose ids the files lack);
+    "" where they can."""
+    for source, target in shifts[["source", "target"]].itertuples(index=False):
+        run = f"{model}-{source}"
+        row = ctx.evaluations.get(intervention, run, target)
+        base = ctx.evaluations.get("zero_shot", run, target).probabilities
+        if row.probabilities is None:
+            return f"evaluations/{row.path} holds no probabilities"
+        if len(row.probabilities) != len(base):
+            return (
+                f"evaluations/{row.path} scores {len(row.probabilities)} pairs, "
+                f"evaluations/zero_shot/{run}/{target}.json {len(base)}, without pair ids"
+            )
+    return ""
+
+
+def paper_contrasts(tidy: pd.DataFrame, ctx: "Context"):
+    """(per-shift rows, summary, {(model, intervention): why left out}) of the default contrasts
+    of each published model among its interventions whose pairs line up with zero_shot's."""
+    from genies.evaluation.contrasts import contrast_summary, default_contrasts, shift_contrasts
+
+    bootstrap = {"seed": ctx.seed, "resamples": ctx.resamples, "level": ctx.level}
+    tables, left_out = [], {}
+    for model, rows in tidy.groupby("model", sort=False):
+        present = [i for i in PAPER_INTERVENTIONS if i in set(rows.intervention)]
+        shifts = rows[rows.intervention == "zero_shot"]
+        for intervention in present:
+            if why := unpaired(ctx, model, intervention, shifts):
+                left_out[model, intervention] = why
+        paired = [i for i in present if (model, i) not in left_out]
+        tables.append(
+            shift_contrasts(
+                rows,
+                published_pairs(ctx),
+                default_contrasts(paired, trained=paired[1:]),
+                TIE_RULE,
+                bootstrap,
+                lambda m, a, b, s, t: f"evaluations/{{{a},{b}}}/{m}-{s}/{t}.json",
+            )
+        )
+    shifts = pd.concat(tables, ignore_index=True)
+    return shifts, contrast_summary(shifts, bootstrap), left_out

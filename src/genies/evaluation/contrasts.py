@@ -1,0 +1,192 @@
+"""Paired contrasts between interventions: which generalises better, by how much, how sure.
+
+Two methods of one model are scored on the same target pairs, so most of what makes each one's
+own interval wide (which shift is hard, where the base model leans) is shared and cancels in
+their difference. For a contrast A - B and a shift S -> T:
+- per pair i of T/test (matched by pair id; methods scored on other pairs are refused),
+  d_i = c_A,i - c_B,i with c the pair's correctness under the table's tie rule; the accuracy
+  difference is their mean, the DE difference that mean over T's target-tuned capability (both
+  share the zero-shot baseline and the capability, which cancel: DE_A - DE_B = (acc_A - acc_B)
+  / TTC). Its interval is a paired bootstrap over T's examples (an example's pairs move
+  together), the capability held fixed. A shift is resolved for A (or B) where the interval
+  lies above (below) zero.
+- over the table's shifts (the GENIES ones): the mean per-shift difference with an interval
+  that resamples sources, each with all its shifts (shifts sharing a source share its fitted
+  state, as in the table's own intervals); a two-sided bootstrap p of that mean (the share of
+  resamples on the far side of zero, doubled, with the usual +1 so that it is never 0); and a
+  Wilcoxon signed-rank p over the shifts (scipy, two-sided, zero differences dropped), which
+  treats shifts as independent and is therefore the weaker evidence where sources repeat.
+- with many contrasts, Holm's step-down adjustment of each p over the contrasts of one model
+  (the family), beside the raw p. A contrast is "resolved" where its interval excludes zero at
+  the configured level, "resolved after Holm" where its adjusted bootstrap p is below 1 - level.
+Every bootstrap uses the configured seed, so each contrast sees the same resamples.
+"""
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from genies.errors import GeniesError
+from genies.evaluation import metrics
+
+BASELINES = ("zero_shot", "random")
+
+# (model, intervention, source, target) -> the target's pairs: pair_id, example_id, probability
+Evaluations = Callable[[str, str, str, str], pd.DataFrame]
+
+
+def default_contrasts(interventions: list[str], trained: Iterable[str]) -> list[tuple[str, str]]:
+    """Every intervention against zero_shot and against random (those configured; zero_shot
+    minus random once), then every pair of the trained ones in config order (earlier minus
+    later)."""
+    baselines = [name for name in BASELINES if name in interventions]
+    others = [name for name in interventions if name not in BASELINES]
+    trained = [name for name in others if name in set(trained)]
+    return (
+        [(name, baseline) for baseline in baselines for name in others]
+        + [(a, b) for i, a in enumerate(baselines) for b in baselines[i + 1 :]]
+        + [(a, b) for i, a in enumerate(trained) for b in trained[i + 1 :]]
+    )
+
+
+def paired_differences(first: pd.DataFrame, second: pd.DataFrame, ties: str, where: str):
+    """(c_first - c_second per pair, the example of each pair), the pairs matched by pair id;
+    GeniesError naming `where` (both files) where the two scored different pairs."""
+    joined = first.merge(second, on="pair_id", suffixes=("_1", "_2"))
+    if (
+        len(joined) != len(first)
+        or len(joined) != len(second)
+        or (joined.example_id_1 != joined.example_id_2).any()
+    ):
+        raise GeniesError(
+            f"{where}: scored on different pairs; they cannot be compared pair by pair"
+        )
+    difference = metrics.pair_scores(joined.probability_1, ties) - metrics.pair_scores(
+        joined.probability_2, ties
+    )
+    return difference, joined.example_id_1.to_numpy()
+
+
+def shift_contrasts(
+    tidy: pd.DataFrame,
+    evaluations: Evaluations,
+    contrasts: list[tuple[str, str]],
+    ties: str,
+    bootstrap: dict,
+    where: Callable[[str, str, str, str, str], str],
+) -> pd.DataFrame:
+    """One row per model, contrast and shift of the tidy per-shift table: the accuracy and DE
+    differences with their paired intervals over the target's examples. `where(model, a, b,
+    source, target)` names the two evaluations in an error."""
+    rows = []
+    for model, table in tidy.groupby("model", sort=False):
+        by_method = {name: group.set_index(["source", "target"]) for name, group in
+                     table.groupby("intervention", sort=False)}  # fmt: skip
+        for first, second in contrasts:
+            missing = [name for name in (first, second) if name not in by_method]
+            if missing:
+                raise GeniesError(f"contrast {first} - {second}: {model} has no {missing[0]}")
+            for (source, target), shift in by_method[first].iterrows():
+                difference, examples = paired_differences(
+                    evaluations(model, first, source, target),
+                    evaluations(model, second, source, target),
+                    ties,
+                    where(model, first, second, source, target),
+                )
+                low, high = metrics.bootstrap_ci(
+                    difference,
+                    n_resamples=bootstrap["resamples"],
+                    level=bootstrap["level"],
+                    seed=bootstrap["seed"],
+                    groups=examples,
+                )
+                capability = shift.target_tuned_capability
+                rows.append(
+                    {
+                        "model": model,
+                        "first": first,
+                        "second": second,
+                        "source": source,
+                        "target": target,
+                        "genies_position": shift.genies_position,
+                        "pairs": len(difference),
+                        "accuracy_difference": difference.mean(),
+                        "accuracy_difference_low": low,
+                        "accuracy_difference_high": high,
+                        "de_difference": difference.mean() / capability,
+                        "de_difference_low": low / capability,
+                        "de_difference_high": high / capability,
+                        "better": first if low > 0 else second if high < 0 else "",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def bootstrap_p(values, sources, bootstrap: dict) -> float:
+    """Two-sided p of a zero mean from the source-resampled means (never 0: +1 each side)."""
+    means = metrics.bootstrap_means(
+        values, bootstrap["resamples"], bootstrap["seed"], groups=sources
+    )
+    beyond = min(np.sum(means <= 0), np.sum(means >= 0))
+    return min(1.0, 2 * (beyond + 1) / (len(means) + 1))
+
+
+def wilcoxon_p(values) -> float:
+    """Two-sided Wilcoxon signed-rank p over the shifts; 1.0 where every difference is 0."""
+    values = np.asarray(values, dtype=float)
+    if not np.any(values != 0):
+        return 1.0
+    return float(stats.wilcoxon(values, zero_method="wilcox", alternative="two-sided").pvalue)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values, in the order given: the i-th smallest p times the
+    number of p's not smaller in rank (m - i + 1), made monotone, capped at 1."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * (len(p) - np.arange(len(p)))
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return adjusted
+
+
+def contrast_summary(shift_rows: pd.DataFrame, bootstrap: dict) -> pd.DataFrame:
+    """Per model and contrast, over the GENIES shifts among `shift_rows`: the mean DE and
+    accuracy differences with source-resampled intervals, the shifts resolved each way, the
+    bootstrap and Wilcoxon p's and their Holm adjustment over the model's contrasts."""
+    genies = shift_rows[shift_rows.genies_position > 0]
+    rows = []
+    for (model, first, second), group in genies.groupby(["model", "first", "second"], sort=False):
+        row = {"model": model, "first": first, "second": second, "shifts": len(group)}
+        for metric in ("de_difference", "accuracy_difference"):
+            mean, low, high = metrics.shift_mean_with_ci(
+                group[metric].to_numpy(),
+                bootstrap["seed"],
+                bootstrap["resamples"],
+                bootstrap["level"],
+                groups=group.source.to_numpy(),
+            )
+            row |= {metric: mean, f"{metric}_low": low, f"{metric}_high": high}
+        row |= {
+            "shifts_first_better": int((group.better == first).sum()),
+            "shifts_second_better": int((group.better == second).sum()),
+            "p_bootstrap": bootstrap_p(group.de_difference, group.source, bootstrap),
+            "p_wilcoxon": wilcoxon_p(group.de_difference),
+        }
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    if summary.empty:
+        return summary
+    for p in ("p_bootstrap", "p_wilcoxon"):
+        summary[f"{p}_holm"] = summary.groupby("model")[p].transform(holm)
+    low, high = summary.de_difference_low, summary.de_difference_high
+    summary["resolved"] = np.where(
+        low > 0, summary["first"], np.where(high < 0, summary.second, "")
+    )
+    after = summary.p_bootstrap_holm < 1 - bootstrap["level"]
+    summary["resolved_holm"] = np.where(
+        after, np.where(summary.de_difference > 0, summary["first"], summary.second), ""
+    )
+    return summary
