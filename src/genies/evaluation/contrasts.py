@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from genies.errors import GeniesError
 from genies.evaluation import metrics
@@ -135,6 +134,8 @@ def bootstrap_p(values, sources, bootstrap: dict) -> float:
 
 def wilcoxon_p(values) -> float:
     """Two-sided Wilcoxon signed-rank p over the shifts; 1.0 where every difference is 0."""
+    from scipy import stats  # for the summaries only, not for every job reading this module
+
     values = np.asarray(values, dtype=float)
     if not np.any(values != 0):
         return 1.0

@@ -30,6 +30,7 @@ from genies.data.pairs import seeded_choice
 from genies.data.shifts import Shift, ShiftRegistry
 from genies.errors import GeniesError
 from genies.evaluation import metrics
+from genies.evaluation.contrasts import paired_differences
 from genies.evaluation.shift_metrics import heldout_numbers, shift_numbers, upstream_table
 from genies.files.tables import write_csv
 
@@ -188,25 +189,15 @@ def paired_difference_interval(
     """Bootstrap interval of the second model's accuracy minus the first's on the target's pairs,
     pair by pair, resampling examples; refused where the two scored different pairs."""
     first, second = (evaluations(m, intervention, source, target) for m in models)
-    joined = first.merge(second, on="pair_id", suffixes=("_1", "_2"))
-    if (
-        len(joined) != len(first)
-        or len(joined) != len(second)
-        or (joined.example_id_1 != joined.example_id_2).any()
-    ):
-        raise GeniesError(
-            f"{target}: {models[0]} and {models[1]} ({intervention}) were scored on different "
-            "pairs; their accuracies cannot be compared pair by pair"
-        )
-    difference = metrics.pair_scores(joined.probability_2, TIE_RULE) - metrics.pair_scores(
-        joined.probability_1, TIE_RULE
+    difference, examples = paired_differences(
+        second, first, TIE_RULE, f"{target}: {models[0]} and {models[1]} ({intervention})"
     )
     return metrics.bootstrap_ci(
         difference,
         n_resamples=bootstrap["resamples"],
         level=bootstrap["level"],
         seed=bootstrap["seed"],
-        groups=joined.example_id_1.to_numpy(),
+        groups=examples,
     )
 
 
