@@ -133,9 +133,43 @@ rule paper_mixing:
         "--level {params.level} 2> {log}"
 
 
+# Paired contrasts between the published interventions (genies.evaluation.contrasts).
+rule paper_contrasts:
+    input:
+        index=rules.published_evaluations.output,
+        tidy=rules.paper_tables.output.tidy,
+        splits=rules.paper_tables.input.splits,
+        ttc=TTC_FILES,
+        code=code("paper-contrasts"),
+    output:
+        csv="results/paper/contrasts.csv",
+        md="results/paper/contrasts.md",
+        shifts="results/paper/contrast_shifts.csv",
+        figure=paper_figure("contrasts", "contrasts"),
+    log:
+        "logs/paper/contrasts.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        raw_dir=rules.paper_tables.params.raw_dir,
+        splits_dir=rules.paper_tables.params.splits_dir,
+        seed=CFG.seed,
+        resamples=CFG.bootstrap["resamples"],
+        level=CFG.bootstrap["level"],
+    shell:
+        "genies paper-contrasts --index {input.index} --raw-dir {params.raw_dir} "
+        "--splits-dir {params.splits_dir} --tidy {input.tidy} --csv {output.csv} "
+        "--md {output.md} --shifts {output.shifts} --figure {output.figure} "
+        "--seed {params.seed} --resamples {params.resamples} --level {params.level} 2> {log}"
+
+
 rule paper:
     input:
         rules.paper_tables.output,
         rules.paper_summary.output,
+        rules.paper_contrasts.output,
         rules.paper_figures.output,
         rules.paper_mixing.output,

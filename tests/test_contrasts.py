@@ -205,3 +205,29 @@ def test_holm_runs_over_each_models_contrasts():
         assert list(group.p_bootstrap_holm) == pytest.approx(list(holm(group.p_bootstrap)))
     assert list(summary.resolved) == ["a", "", "a", ""]
     assert list(summary.resolved_holm) == ["a", "", "a", ""]
+
+
+def test_the_forest_plot_has_a_row_per_contrast_and_a_panel_per_model():
+    from genies.figures.contrasts import contrast_forest
+
+    rows = [
+        {
+            "model": model,
+            "first": first,
+            "second": "zero_shot",
+            "de_difference": mean,
+            "de_difference_low": mean - 0.1,
+            "de_difference_high": mean + 0.1,
+            "resolved": first if mean > 0.1 else "",
+            "resolved_holm": "",
+        }  # fmt: skip
+        for model in ("m1", "m2")
+        for first, mean in (("mms", 0.2), ("lora_fine_tuning", 0.05), ("cra", -0.01))
+    ]
+    figure = contrast_forest(pd.DataFrame(rows))
+    axes = figure.axes
+    assert [ax.get_title() for ax in axes] == ["m1", "m2"]
+    labels = [label.get_text() for label in axes[0].get_yticklabels()]
+    assert labels == ["mms - zero_shot", "lora_fine_tuning - zero_shot", "cra - zero_shot"]
+    filled, hollow = axes[0].collections[-2:]  # the resolved point, then the others
+    assert len(filled.get_offsets()) == 1 and len(hollow.get_offsets()) == 2

@@ -87,6 +87,27 @@ def cmd_paper_summary(args) -> None:
     write_summary(summary, args.level, args.csv, args.md, args.json)
 
 
+def cmd_paper_contrasts(args) -> None:
+    import pandas as pd
+
+    from genies.evaluation.contrasts import write_contrasts
+    from genies.figures.common import save_png
+    from genies.figures.contrasts import contrast_forest
+    from genies.paper.published import read_index
+    from genies.paper.tables import Context, paper_contrasts
+
+    ctx = Context(
+        read_index(args.index), args.raw_dir, args.splits_dir, args.seed, args.resamples, args.level
+    )
+    shifts, summary, left_out = paper_contrasts(pd.read_parquet(args.tidy), ctx)
+    bootstrap = {"seed": args.seed, "resamples": args.resamples, "level": args.level}
+    figure = contrast_forest(summary)  # drawn before anything is written
+    write_contrasts(summary, shifts, left_out, bootstrap, args.csv, args.md, args.shifts)
+    save_png(figure, args.figure)
+    resolved = int((summary.resolved != "").sum())
+    print(f"wrote {args.csv}: {len(summary)} contrasts, {resolved} resolved", file=sys.stderr)
+
+
 def cmd_paper_figures(args) -> None:
     import pandas as pd
 
@@ -470,6 +491,19 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--csv", required=True)
     sub.add_argument("--md", required=True)
     sub.add_argument("--json", required=True, help="nested means, for dvc metrics")
+    bootstrap_options(sub)
+
+    sub = command(
+        "paper-contrasts", cmd_paper_contrasts, "paired contrasts of the published evaluations"
+    )
+    sub.add_argument("--index", required=True)
+    sub.add_argument("--raw-dir", required=True)
+    sub.add_argument("--splits-dir", required=True, help="the targets' test splits")
+    sub.add_argument("--tidy", required=True, help="paper-tables' per-shift table")
+    sub.add_argument("--csv", required=True, help="one row per model and contrast")
+    sub.add_argument("--md", required=True)
+    sub.add_argument("--shifts", required=True, help="CSV: one row per contrast and shift")
+    sub.add_argument("--figure", required=True, help="PNG: the forest plot")
     bootstrap_options(sub)
 
     sub = command("paper-figures", cmd_paper_figures, "draw the paper's figures")

@@ -52,6 +52,7 @@ PAPER_FIGURES = tuple(
         "extreme_vs_probing",
         "extreme_vs_probing_all",
         "mixing",
+        "contrasts",
         *(
             f"{kind}_{model}"
             for kind in ("heatmap", "heatmap_all", "accuracy_vs_zero_shot", "reliability")
@@ -87,6 +88,7 @@ STAGES = (
             "published_evaluations",
             "paper_tables",
             "paper_summary",
+            "paper_contrasts",
             "paper_figures",
             "paper_mixing",
         ),
@@ -103,6 +105,9 @@ STAGES = (
             "results/paper/genies_summary.md",
             "results/paper/mixing.csv",
             "results/paper/mixing.md",
+            "results/paper/contrasts.csv",
+            "results/paper/contrasts.md",
+            "results/paper/contrast_shifts.csv",
         ),
         metrics=("results/paper/genies_summary.json",),
         plots=PAPER_FIGURES,
