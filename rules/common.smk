@@ -20,6 +20,8 @@ from genies.evaluation.model_jobs import (
 from genies.paths import (
     activation_sidecar_path,
     FIGURES_DIR,
+    GENIES_CONTRAST_SHIFTS,
+    GENIES_CONTRASTS,
     GENIES_SHIFTS,
     GENIES_TABLE,
     MIXING_MEANS,

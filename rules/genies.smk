@@ -69,10 +69,14 @@ rule genies_table:
     resources:
         mem_mb=2000,
     params:
-        # without `mixing`, which the GENIES table does not read: a new fraction reruns only
-        # the mixing jobs
+        # without `mixing` and `contrasts`, which the GENIES table does not read: a new
+        # fraction or contrast reruns only their jobs
         config=json.dumps(
-            {k: v for k, v in results_config(config).items() if k != "mixing"},
+            {
+                k: v
+                for k, v in results_config(config).items()
+                if k not in ("mixing", "contrasts")
+            },
             sort_keys=True,
             separators=(",", ":"),
         ),
@@ -81,9 +85,37 @@ rule genies_table:
         "--sidecars {input.sidecars} --evaluations {input.evaluations} 2> {log}"
 
 
+# Paired contrasts between the configured interventions (config `contrasts`).
+rule genies_contrasts:
+    input:
+        tidy=rules.genies_table.input.tidy,
+        evaluations=rules.genies_table.input.evaluations,
+        code=code("genies-contrasts"),
+    output:
+        csv=f"{GENIES_CONTRASTS}.csv",
+        md=f"{GENIES_CONTRASTS}.md",
+        shifts=GENIES_CONTRAST_SHIFTS,
+    log:
+        "logs/genies_contrasts.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        contrasts=json.dumps(CFG.contrasts, separators=(",", ":")),
+        seed=CFG.seed,
+        resamples=CFG.bootstrap["resamples"],
+        level=CFG.bootstrap["level"],
+    shell:
+        "genies genies-contrasts --tidy {input.tidy} --contrasts '{params.contrasts}' "
+        "--seed {params.seed} --resamples {params.resamples} --level {params.level} 2> {log}"
+
+
 rule genies_figures:
     input:
         tidy=rules.genies_table.input.tidy,
+        contrasts=rules.genies_contrasts.output.csv,
         states=[
             info
             for model in CFG.models
@@ -113,7 +145,8 @@ rule genies_figures:
             "--mixing " + " ".join(input.mixing) if MIXED else ""
         ),
     shell:
-        "genies genies-figures --tidy {input.tidy} --states {input.states} {params.mixing} "
+        "genies genies-figures --tidy {input.tidy} --contrasts {input.contrasts} "
+        "--states {input.states} {params.mixing} "
         "--out-dir {output} "
         "--seed {params.seed} "
         "--resamples {params.resamples} --level {params.level} 2> {log}"
@@ -164,5 +197,6 @@ rule mixing_table:
 rule genies:
     input:
         rules.genies_table.output,
+        rules.genies_contrasts.output,
         rules.genies_figures.output,
         rules.mixing_table.output if MIXED else [],

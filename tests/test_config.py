@@ -108,11 +108,28 @@ def test_defaults_are_filled_in():
             {"hyperparameters": {"lora_fine_tuning": {"target_modules": "q_proj"}}},
             r"config: hyperparameters\.lora_fine_tuning\.target_modules: 'q_proj' is not",
         ),
+        (
+            {"contrasts": [["mms", "rlhf"]]},
+            r"config: contrasts: \[mms, rlhf\]: 'rlhf' is not among the configured interventions",
+        ),
+        (
+            {"interventions": ["zero_shot", "mms"], "contrasts": [["mms", "probe"]]},
+            r"config: contrasts: \[mms, probe\]: 'probe' is not among the configured "
+            r"interventions \(zero_shot, mms\)",
+        ),
+        ({"contrasts": [["mms", "mms"]]}, r"config: contrasts: \[mms, mms\] compares a method"),
+        ({"contrasts": [["mms"]]}, r"config: contrasts\[0\]: \['mms'\] is too short"),
     ],
 )
 def test_bad_config_names_the_key_and_the_allowed_values(config, message):
     with pytest.raises(GeniesError, match=message):
         validate(config)
+
+
+def test_contrasts_default_to_the_baselines_and_the_trained_pairs():
+    assert len(validate({}).contrasts) == 55  # 11 methods: 9 + 10 + 36, genies.evaluation
+    named = validate({"contrasts": [["mms", "lora_fine_tuning"], ["cra", "zero_shot"]]})
+    assert named.contrasts == [("mms", "lora_fine_tuning"), ("cra", "zero_shot")]
 
 
 def test_hyperparameters_resolve_defaults_then_config_then_model_overrides():

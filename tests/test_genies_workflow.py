@@ -209,7 +209,7 @@ def scheduled(built, override: str = "") -> tuple[set[str], set[str]]:
     return rules, methods
 
 
-AGGREGATION = {"shift_metrics", "genies_table", "genies_figures", "genies"}
+AGGREGATION = {"shift_metrics", "genies_table", "genies_contrasts", "genies_figures", "genies"}
 
 
 def test_training_and_test_splits_take_their_own_example_counts(built, tmp_path):
@@ -331,6 +331,35 @@ def test_adding_an_intervention_schedules_only_its_jobs(built, tmp_path):
 
 
 MIXING = "mixing: {fractions: [%s], interventions: [mms, lora_fine_tuning]}"
+
+
+def test_the_contrasts_pair_the_methods_and_a_new_contrast_runs_only_their_jobs(built):
+    """Each contrast's per-shift differences are those of the two methods' accuracies and DE in
+    the shift table (the same pairs, so the paired mean is the difference of the means)."""
+    config = load_config(REPO / "config/test.yaml")
+    summary = pd.read_csv(built / "results/genies_contrasts.csv")
+    assert list(zip(summary["first"], summary.second, strict=True)) == config.contrasts
+    assert (summary.shifts == 1).all()
+    table = pd.read_csv(built / "results/genies_shifts.csv")
+    table = table.set_index(["intervention", "source", "target"])
+    shifts = pd.read_csv(built / "results/genies_contrast_shifts.csv")
+    assert len(shifts) == len(config.contrasts) * len(config.shifts)
+    for row in shifts.itertuples():
+        first, second = (
+            table.loc[name, row.source, row.target] for name in (row.first, row.second)
+        )
+        accuracy = first.generalization_accuracy - second.generalization_accuracy
+        assert row.accuracy_difference == pytest.approx(accuracy)
+        assert row.de_difference == pytest.approx(
+            first.differential_elicitation - second.differential_elicitation
+        )
+        assert row.accuracy_difference_low <= accuracy <= row.accuracy_difference_high
+        assert row.pairs == first.n_pairs
+    assert "Holm" in (built / "results/genies_contrasts.md").read_text()
+    figure = built / "results/figures/contrasts_tiny-llama.png"
+    assert figure.read_bytes().startswith(b"\x89PNG")
+    rules, outputs = dry_run_outputs(built, "contrasts: [[mms, lora_fine_tuning]]")
+    assert rules == {"genies_contrasts", "genies_figures", "genies"}
 
 
 def test_mixing_fits_on_the_drawn_target_examples_and_a_new_fraction_runs_only_its_jobs(

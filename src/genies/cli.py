@@ -301,12 +301,29 @@ def cmd_genies_table(args) -> None:
     print(f"wrote the GENIES table: {len(table)} rows", file=sys.stderr)
 
 
+def cmd_genies_contrasts(args) -> None:
+    from genies.evaluation.model_jobs import contrasts_job
+
+    job_clock.ready()
+    bootstrap = {"seed": args.seed, "resamples": args.resamples, "level": args.level}
+    summary = contrasts_job(args.tidy, args.contrasts, bootstrap)
+    resolved = int((summary.resolved != "").sum()) if len(summary) else 0
+    print(f"wrote {len(summary)} contrasts, {resolved} resolved", file=sys.stderr)
+
+
 def cmd_genies_figures(args) -> None:
     from genies.evaluation.figures_job import genies_figures_job
 
     job_clock.ready()
     written = genies_figures_job(
-        args.tidy, args.states, args.out_dir, args.seed, args.resamples, args.level, args.mixing
+        args.tidy,
+        args.states,
+        args.out_dir,
+        args.seed,
+        args.resamples,
+        args.level,
+        args.mixing,
+        args.contrasts,
     )
     print(f"wrote {len(written)} figures into {args.out_dir}", file=sys.stderr)
 
@@ -612,8 +629,18 @@ def parser() -> argparse.ArgumentParser:
         "--evaluations", nargs="*", default=[], help="the evaluation files (for their dtypes)"
     )
 
+    sub = command(
+        "genies-contrasts", cmd_genies_contrasts, "paired contrasts between the interventions"
+    )
+    sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")
+    sub.add_argument(
+        "--contrasts", type=json.loads, required=True, help="JSON: the [A, B] pairs, A - B"
+    )
+    bootstrap_options(sub)
+
     sub = command("genies-figures", cmd_genies_figures, "the figures of the configured models")
     sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")
+    sub.add_argument("--contrasts", required=True, help="genies-contrasts' summary CSV")
     sub.add_argument("--states", nargs="*", default=[], help="fitted states' JSON descriptions")
     sub.add_argument(
         "--mixing",

@@ -35,6 +35,8 @@ class PipelineConfig:
     seed: int
     # fractions (ascending) and the interventions mixed; no fractions: no mixing runs
     mixing: dict
+    # the paired contrasts (A, B) between interventions
+    contrasts: list[tuple[str, str]]
 
 
 def with_defaults(validator_class):
@@ -263,7 +265,32 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) 
         bootstrap=dict(config["bootstrap"]),
         seed=config["seed"],
         mixing=resolve_mixing(config, raw_dir, shifts),
+        contrasts=resolve_contrasts(config),
     )
+
+
+def resolve_contrasts(config: dict) -> list[tuple[str, str]]:
+    """The configured contrasts, each of two distinct configured interventions, or the default
+    set (genies.evaluation.contrasts.default_contrasts)."""
+    from genies import interventions
+    from genies.evaluation.contrasts import default_contrasts
+
+    configured = config["interventions"]
+    if "contrasts" not in config:
+        trained = [name for name in configured if interventions.registry()[name].trained]
+        return default_contrasts(configured, trained)
+    for first, second in config["contrasts"]:
+        for name in (first, second):
+            if name not in configured:
+                raise GeniesError(
+                    f"config: contrasts: [{first}, {second}]: {name!r} is not among the "
+                    f"configured interventions ({', '.join(configured)})"
+                )
+        if first == second:
+            raise GeniesError(
+                f"config: contrasts: [{first}, {second}] compares a method with itself"
+            )
+    return [(first, second) for first, second in config["contrasts"]]
 
 
 def resolve_mixing(config: dict, raw_dir: str, shifts: list[Shift]) -> dict:

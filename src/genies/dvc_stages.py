@@ -127,9 +127,9 @@ STAGES = (
     Stage(
         "genies",
         "every configured intervention fitted on each shift's source and scored on its target, "
-        "the per-shift tables, the GENIES table, its figures and the report",
+        "the per-shift tables, the GENIES table, the contrasts, the figures and the report",
         "genies",
-        ("fit", "evaluate", "shift_metrics", "genies_table", "genies_figures"),
+        ("fit", "evaluate", "shift_metrics", "genies_table", "genies_contrasts", "genies_figures"),
         None,
         after=("splits", "activations"),
         outs=(
@@ -141,6 +141,9 @@ STAGES = (
             "results/genies_table.md",
             "results/genies_shifts.csv",
             "results/genies_models_per_shift.csv",
+            "results/genies_contrasts.csv",
+            "results/genies_contrasts.md",
+            "results/genies_contrast_shifts.csv",
         ),
         metrics=("results/genies_table.json",),
         plots=("results/figures",),

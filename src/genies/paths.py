@@ -61,6 +61,8 @@ GENIES_TABLE = "results/genies_table"  # .csv, .md, .json
 GENIES_SHIFTS = "results/genies_shifts.csv"
 # one row per (shift, intervention), one column per model, the paired differences
 MODELS_PER_SHIFT = "results/genies_models_per_shift.csv"
+GENIES_CONTRASTS = "results/genies_contrasts"  # .csv, .md: per model and contrast
+GENIES_CONTRAST_SHIFTS = "results/genies_contrast_shifts.csv"  # per contrast and shift
 FIGURES_DIR = "results/figures"
 MIXING_TABLE = "results/mixing"  # .csv, .md
 MIXING_MEANS = "results/mixing_means"  # .csv

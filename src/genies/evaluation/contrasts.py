@@ -32,6 +32,18 @@ from genies.evaluation import metrics
 from genies.files.tables import markdown_table, write_csv, write_markdown
 
 BASELINES = ("zero_shot", "random")
+SHIFT_COLUMNS = [
+    "model", "first", "second", "source", "target", "genies_position", "pairs",
+    "accuracy_difference", "accuracy_difference_low", "accuracy_difference_high",
+    "de_difference", "de_difference_low", "de_difference_high", "better",
+]  # fmt: skip
+SUMMARY_COLUMNS = [
+    "model", "first", "second", "shifts",
+    "de_difference", "de_difference_low", "de_difference_high",
+    "accuracy_difference", "accuracy_difference_low", "accuracy_difference_high",
+    "shifts_first_better", "shifts_second_better", "p_bootstrap", "p_wilcoxon",
+    "p_bootstrap_holm", "p_wilcoxon_holm", "resolved", "resolved_holm",
+]  # fmt: skip
 
 # (model, intervention, source, target) -> the target's pairs: pair_id, example_id, probability
 Evaluations = Callable[[str, str, str, str], pd.DataFrame]
@@ -121,7 +133,7 @@ def shift_contrasts(
                         "better": first if low > 0 else second if high < 0 else "",
                     }
                 )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=SHIFT_COLUMNS)
 
 
 def bootstrap_p(values, sources, bootstrap: dict) -> float:
@@ -155,12 +167,12 @@ def holm(p_values) -> np.ndarray:
 
 
 def contrast_summary(shift_rows: pd.DataFrame, bootstrap: dict) -> pd.DataFrame:
-    """Per model and contrast, over the GENIES shifts among `shift_rows`: the mean DE and
+    """Per model and contrast, over the shifts of `shift_rows` (the table's): the mean DE and
     accuracy differences with source-resampled intervals, the shifts resolved each way, the
     bootstrap and Wilcoxon p's and their Holm adjustment over the model's contrasts."""
-    genies = shift_rows[shift_rows.genies_position > 0]
     rows = []
-    for (model, first, second), group in genies.groupby(["model", "first", "second"], sort=False):
+    keys = ["model", "first", "second"]
+    for (model, first, second), group in shift_rows.groupby(keys, sort=False):
         row = {"model": model, "first": first, "second": second, "shifts": len(group)}
         for metric in ("de_difference", "accuracy_difference"):
             mean, low, high = metrics.shift_mean_with_ci(
@@ -178,9 +190,7 @@ def contrast_summary(shift_rows: pd.DataFrame, bootstrap: dict) -> pd.DataFrame:
             "p_wilcoxon": wilcoxon_p(group.de_difference),
         }
         rows.append(row)
-    summary = pd.DataFrame(rows)
-    if summary.empty:
-        return summary
+    summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS[:14])
     for p in ("p_bootstrap", "p_wilcoxon"):
         summary[f"{p}_holm"] = summary.groupby("model")[p].transform(holm)
     low, high = summary.de_difference_low, summary.de_difference_high
@@ -191,7 +201,7 @@ def contrast_summary(shift_rows: pd.DataFrame, bootstrap: dict) -> pd.DataFrame:
     summary["resolved_holm"] = np.where(
         after, np.where(summary.de_difference > 0, summary["first"], summary.second), ""
     )
-    return summary
+    return summary[SUMMARY_COLUMNS]
 
 
 def interval(mean: float, low: float, high: float) -> str:

@@ -10,6 +10,7 @@ import pandas as pd
 from genies import interventions, paths
 from genies.data.mixing import mixed_source
 from genies.data.shifts import Shift, load_shifts
+from genies.evaluation.contrasts import contrast_summary, shift_contrasts, write_contrasts
 from genies.evaluation.genies_table import (
     genies_table,
     read_tidy,
@@ -19,6 +20,7 @@ from genies.evaluation.genies_table import (
 )
 from genies.evaluation.model_tables import (
     BASELINE,
+    TIE_RULE,
     ModelEvaluations,
     model_shift_table,
     models_per_shift,
@@ -150,6 +152,23 @@ def shift_metrics_job(model, methods, shift_names, raw_dir, bootstrap: dict) -> 
     write_atomic(paths.shift_metrics_path(model), lambda tmp: tidy.to_parquet(tmp, index=False))
     write_upstream_tables(tidy, shifts, registry, paths.generalization_table_path)
     return tidy
+
+
+def contrasts_job(tidy_paths: list[str], contrasts: list, bootstrap: dict) -> pd.DataFrame:
+    """The paired contrasts of every configured model (genies.evaluation.contrasts): per shift
+    over every configured shift, summarised over the table's shifts."""
+    tidy = read_tidy(tidy_paths)
+    pairs = [tuple(pair) for pair in contrasts]
+
+    def where(model, first, second, source, target):
+        files = (paths.evaluation_path(model, m, scored_source(m, source)) for m in (first, second))
+        return f"{target} in {' and '.join(files)}"
+
+    shifts = shift_contrasts(tidy, evaluation_reader(), pairs, TIE_RULE, bootstrap, where)
+    summary = contrast_summary(table_shifts(shifts), bootstrap)
+    csv, md = (f"{paths.GENIES_CONTRASTS}.{suffix}" for suffix in ("csv", "md"))
+    write_contrasts(summary, shifts, {}, bootstrap, csv, md, paths.GENIES_CONTRAST_SHIFTS)
+    return summary
 
 
 def computed_in(evaluations: list[str]) -> dict[str, dict[str, list[str]]]:

@@ -352,4 +352,4 @@ def paper_contrasts(tidy: pd.DataFrame, ctx: "Context"):
             )
         )
     shifts = pd.concat(tables, ignore_index=True)
-    return shifts, contrast_summary(shifts, bootstrap), left_out
+    return shifts, contrast_summary(shifts[shifts.genies_position > 0], bootstrap), left_out
