@@ -158,10 +158,12 @@ def job_records() -> dict[str, dict[str, str]]:
     done = subprocess.run(
         ["scontrol", "show", "job", "--oneliner"], capture_output=True, text=True, timeout=60
     )
+    assert done.returncode == 0, done.stdout + done.stderr
     records = [
         dict(field.split("=", 1) for field in line.split() if "=" in field)
         for line in done.stdout.splitlines()
     ]
+    assert all("JobId" in record for record in records), done.stdout
     return {record["JobId"]: record for record in records}
 
 

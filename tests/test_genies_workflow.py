@@ -781,8 +781,8 @@ def test_the_slurm_profile_gives_the_local_bytes_and_each_job_its_gpus(built, tm
     two_gpus = ("--set-resources", "extract_activations:gpu=2")
     with slurm_cluster.slurm_cluster():
         result = run_snakemake(workdir, "genies", *TEST_CONFIG, *profile, *two_gpus, timeout=1800)
+        assert result.returncode == 0, result.stderr[-3000:]
         records = slurm_cluster.job_records()
-    assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     # every job went to SLURM in a group, five or more jobs a submission
     groups = group_jobs(output)
