@@ -139,6 +139,7 @@ def test_the_table_has_a_row_per_intervention_and_the_promised_columns(built):
     assert "genies_de.png" in figures and "heatmap_tiny-llama.png" in figures
     assert "training_loss_tiny-llama.png" in figures  # the fine-tuned reward models' losses
     assert "models_per_shift.png" not in figures  # one model: nothing to compare
+    assert "contrasts.png" not in figures and "contrasts_tiny-llama.png" in figures
     compared = pd.read_csv(built / "results/genies_models_per_shift.csv")
     assert list(compared.columns) == ["source", "target", "genies_position", "intervention"] + [
         "tiny-llama"
@@ -539,8 +540,9 @@ def test_two_models_of_two_families_run_side_by_side(tmp_path):
         assert row[difference] == pytest.approx(gap)
         assert row[f"{difference}_low"] - 1e-9 <= gap <= row[f"{difference}_high"] + 1e-9
     figures = {path.name for path in (workdir / "results/figures").iterdir()}
-    assert {"models_per_shift.png", "genies_de.png"} <= figures
+    assert {"models_per_shift.png", "genies_de.png", "contrasts.png"} <= figures
     assert {f"heatmap_{model}.png" for model in TWO_MODELS} <= figures
+    assert {f"contrasts_{model}.png" for model in TWO_MODELS} <= figures
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,8 @@ def genies_figures_job(
         compared = pd.read_csv(contrasts).fillna({"resolved": "", "resolved_holm": ""})
         for model, rows in compared.groupby("model", sort=False):
             extra[f"contrasts_{model}"] = partial(contrast_forest, rows)
+        if compared.model.nunique() > 1:  # the models side by side
+            extra["contrasts"] = partial(contrast_forest, compared)
     if mixing:
         table, means = (pd.read_csv(path) for path in mixing)
         extra["mixing"] = lambda: mixing_figure(table, level, "Data mixing of our models")
