@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from genies.errors import GeniesError
+from genies.evaluation import metrics
 from genies.evaluation.contrasts import (
     bootstrap_p,
     contrast_summary,
@@ -231,3 +232,37 @@ def test_the_forest_plot_has_a_row_per_contrast_and_a_panel_per_model():
     assert labels == ["mms - zero_shot", "lora_fine_tuning - zero_shot", "cra - zero_shot"]
     filled, hollow = axes[0].collections[-2:]  # the resolved point, then the others
     assert len(filled.get_offsets()) == 1 and len(hollow.get_offsets()) == 2
+
+
+def test_methods_differing_by_a_constant_get_a_narrow_paired_interval():
+    """Per-shift accuracies varying widely over 8 shifts (8 sources), A right on 2 more of the
+    20 pairs than B everywhere: the paired interval is that constant, 0.1, while each method's
+    own mean over the same sources has a wide interval."""
+    correct_b = [2, 18, 5, 15, 9, 11, 3, 16]
+    tidy = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "intervention": name,
+                "source": f"s{i}",
+                "target": f"t{i}",
+                "target_tuned_capability": 1.0,
+                "genies_position": i + 1,
+            }  # fmt: skip
+            for i in range(len(correct_b))
+            for name in ("a", "b")
+        ]
+    )
+
+    def scores(model, name, source, target):
+        correct = correct_b[int(target[1:])] + (2 if name == "a" else 0)
+        return evaluation([0.9] * correct + [0.1] * (20 - correct))
+
+    shifts = shift_contrasts(tidy, scores, [("a", "b")], "half", BOOTSTRAP, lambda *n: "")
+    row = contrast_summary(shifts, BOOTSTRAP).iloc[0]
+    assert (row.accuracy_difference_low, row.accuracy_difference_high) == pytest.approx((0.1, 0.1))
+    sources = shifts.source.to_numpy()
+    for extra in (2, 0):
+        own = (np.array(correct_b) + extra) / 20
+        _, low, high = metrics.shift_mean_with_ci(own, 0, 2000, 0.95, groups=sources)
+        assert high - low > 0.3

@@ -198,7 +198,7 @@ def test_paper_interventions_come_first_then_the_others_as_they_appear(tidy):
 def test_not_comparable_comes_from_the_comparable_column(tidy):
     summary = summary_of(tidy)
     fig = genies_de_figure(summary, model_colours(MODELS), 0.9)
-    assert "with 90% bootstrap intervals over shifts" in fig.get_suptitle()
+    assert "with 90% bootstrap intervals resampling sources" in fig.get_suptitle()
     labels = tick_texts(fig.axes[0].get_xticklabels())
     assert [label for label in labels if "not comparable" in label] == [
         f"{INCOMPARABLE}\n(not comparable)"

@@ -65,7 +65,7 @@ def genies_de_figure(
     model_legend(fig)
     fig.suptitle(
         f"Mean differential elicitation over the {shifts}\n"
-        f"with {level:.0%} bootstrap intervals over shifts"
+        f"with {level:.0%} bootstrap intervals resampling sources (each with all its shifts)"
     )
     return fig
 

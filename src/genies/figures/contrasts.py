@@ -47,10 +47,12 @@ def contrast_forest(summary: pd.DataFrame) -> Figure:
                 ax.annotate("*", (value, row), xytext=(4, -2), textcoords="offset points")
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_title(model)
-        ax.set_xlabel("ΔDE, mean over GENIES shifts")
+        ax.set_xlabel("ΔDE, mean over the shifts")
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(names)), names, fontsize=8)
     axes[0].set_ylim(len(names) - 0.5, -0.5)
-    fig.suptitle("Paired contrasts A - B (filled: interval excludes 0; *: after Holm)")
+    fig.suptitle(
+        "Paired contrasts A - B, intervals resampling sources (filled: excludes 0; *: after Holm)"
+    )
     fig.tight_layout()
     return fig
