@@ -103,6 +103,37 @@ def test_the_genies_table_averages_over_the_benchmark_shifts_only(tidy):
     assert table.loc["mms", "target_pairs"] == 10
 
 
+def test_the_table_means_each_column_over_its_shifts_from_its_own_source(tidy):
+    """Both shifts counted as GENIES ones, the held-out capability set apart from the in-sample
+    one: every mean column of the table is the mean of its own per-shift column."""
+    rows = tidy.reset_index().assign(genies_position=1)
+    rows["target_tuned_capability_heldout"] = rows.target.map(
+        {"alpaca_long": 0.6, "us_history": 0.5}
+    )
+    rows["elicitation_heldout"] = (
+        rows.generalization_accuracy / rows.target_tuned_capability_heldout
+    )
+    rows["differential_elicitation_heldout"] = (
+        rows.generalization_accuracy - rows.baseline_accuracy
+    ) / rows.target_tuned_capability_heldout
+    table = genies_table(rows, 12, 0, 200, 0.95).set_index("intervention")
+    columns = {
+        "target_tuned_capability": "target_tuned_capability",
+        "target_tuned_capability_heldout": "target_tuned_capability_heldout",
+        "elicitation_heldout": "elicitation_heldout",
+        "differential_elicitation_heldout": "differential_elicitation_heldout",
+        "elicitation": "elicitation",
+        "zero_shot_accuracy": "baseline_accuracy",
+        "brier_score": "brier_score",
+        "source_id_accuracy": "source_ID_accuracy",
+    }
+    for method, own in rows.groupby("intervention"):
+        for column, per_shift in columns.items():
+            assert table.loc[method, column] == pytest.approx(own[per_shift].mean()), column
+    assert table.loc["mms", "target_tuned_capability_heldout"] == pytest.approx(0.55)
+    assert table.loc["mms", "target_tuned_capability"] == pytest.approx(0.75)
+
+
 def test_tied_pairs_count_half_and_are_counted_in_both_tables():
     ties = pd.DataFrame(
         {
