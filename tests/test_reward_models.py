@@ -18,7 +18,7 @@ from genies.data.splits import build_split, read_split
 from genies.errors import GeniesError
 from genies.interventions import jobs
 from genies.interventions.base import PairData, State
-from genies.interventions.reward_model import Checkpoint, TextBatches
+from genies.interventions.reward_model import Checkpoint, TextBatches, step_pairs
 from genies.models.catalog import resolve_model
 from genies.models.loading import load_model, materialise_model
 from genies.paths import fit_work_dir
@@ -309,3 +309,16 @@ def test_lora_losses_equal_a_plain_peft_loop_on_the_same_batches(tiny_dir, split
     plain = plain_peft_losses(tiny_dir, chosen, rejected, hp)
     assert plain[-1] < plain[0]  # it trains
     np.testing.assert_allclose(state.info["loss"], plain, rtol=1e-5)
+
+
+def test_every_epoch_visits_each_pair_once_in_its_own_seeded_order():
+    """Steps of 4 over 10 pairs: each epoch is the permutation numpy's generator seeded with
+    (seed, epoch) draws, as documented, so epochs differ and seeds differ."""
+    n, batch, steps = 10, 4, 8  # 32 items: epochs 0, 1, 2 whole and 3 begun
+    stream = [i for step in range(steps) for i in step_pairs(7, step, batch, n)]
+    for epoch in range(4):
+        order = stream[epoch * n : (epoch + 1) * n]
+        assert order == list(np.random.default_rng([7, epoch]).permutation(n))[: len(order)]
+        assert len(order) == 2 or sorted(order) == list(range(n))
+    assert stream[:n] != stream[n : 2 * n]
+    assert step_pairs(8, 0, batch, n) != step_pairs(7, 0, batch, n)
