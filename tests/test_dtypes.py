@@ -223,19 +223,21 @@ def test_a_fit_reading_caches_of_two_dtypes_is_refused(models, splits, tiny_dir,
 def test_a_state_fitted_running_the_model_in_bfloat16_is_not_scored_in_float32(
     splits, tiny_dir, tmp_path
 ):
-    hp = hyperparameters("few_shot")
+    # prompt tuning trains through the model (few_shot's fit, which only records its shot
+    # pool, runs none and records no dtype)
+    hp = hyperparameters("prompt_tuning") | {"steps": 1, "batch_size": 2}
     settings = {"batch_size": 8, "max_length": 64}
-    state = tmp_path / "few_shot.safetensors"
+    state = tmp_path / "prompt_tuning.safetensors"
     fitted = settings | {"dtype": "bfloat16"}
-    jobs.fit("few_shot", hp, 0, splits["train"], {}, tiny_dir, fitted, state, EXAMPLES)
+    jobs.fit("prompt_tuning", hp, 0, splits["train"], {}, tiny_dir, fitted, state, EXAMPLES)
     assert jobs.read_state(state)[1]["compute_dtype"] == "bfloat16"
     scored = {"test": (str(splits["test"]), {})}
-    out = tmp_path / "few_shot.parquet"
+    out = tmp_path / "prompt_tuning.parquet"
     expected = refusal(state, "bfloat16", f"the model run from {tiny_dir}", "float32")
     with pytest.raises(GeniesError, match=expected):
         jobs.evaluate(
-            "few_shot", hp, 0, state, scored, tiny_dir, settings | {"dtype": "float32"}, out,
-            EXAMPLES,
+            "prompt_tuning", hp, 0, state, scored, tiny_dir, settings | {"dtype": "float32"},
+            out, EXAMPLES,
         )  # fmt: skip
     assert not out.exists()
 
