@@ -212,7 +212,8 @@ def contrasts_markdown(summary: pd.DataFrame, level: float, resamples: int, left
     """Per model, one row per contrast, with the notes a reader needs to use the p's."""
     lines = [
         f"Each contrast A - B is paired: both methods' scores of the same target pairs. ΔDE is the "
-        f"mean over the GENIES shifts of DE(A) - DE(B) = (acc(A) - acc(B)) / TTC, with its "
+        f"mean over the shifts (the GENIES ones where there are any) of DE(A) - DE(B) = "
+        f"(acc(A) - acc(B)) / TTC, with its "
         f"{level:.0%} percentile interval from {resamples} bootstrap resamples of sources (each "
         f"with all its shifts). Shifts +/-: shifts whose own paired interval (resampling the "
         f"target's examples) lies above / below zero. p boot: two-sided bootstrap p of the "

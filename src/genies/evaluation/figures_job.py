@@ -31,7 +31,8 @@ def genies_figures_job(
     summary = shift_means(table_shifts(tidy), seed, resamples, level)
     extra = training_figures(state_infos)
     if contrasts:  # unresolved contrasts: an empty cell
-        compared = pd.read_csv(contrasts).fillna({"resolved": "", "resolved_holm": ""})
+        marks = {"resolved": str, "resolved_holm": str}
+        compared = pd.read_csv(contrasts, dtype=marks).fillna(dict.fromkeys(marks, ""))
         for model, rows in compared.groupby("model", sort=False):
             extra[f"contrasts_{model}"] = partial(contrast_forest, rows)
         if compared.model.nunique() > 1:  # the models side by side

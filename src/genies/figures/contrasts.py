@@ -52,7 +52,8 @@ def contrast_forest(summary: pd.DataFrame) -> Figure:
     axes[0].set_yticks(range(len(names)), names, fontsize=8)
     axes[0].set_ylim(len(names) - 0.5, -0.5)
     fig.suptitle(
-        "Paired contrasts A - B, intervals resampling sources (filled: excludes 0; *: after Holm)"
+        "Paired contrasts A - B\nintervals resampling sources; filled: excludes 0; *: after Holm",
+        fontsize=10,
     )
     fig.tight_layout()
     return fig
