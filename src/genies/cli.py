@@ -104,8 +104,6 @@ def cmd_paper_contrasts(args) -> None:
     figure = contrast_forest(summary)  # drawn before anything is written
     write_contrasts(summary, shifts, left_out, bootstrap, args.csv, args.md, args.shifts)
     save_png(figure, args.figure)
-    resolved = int((summary.resolved != "").sum())
-    print(f"wrote {args.csv}: {len(summary)} contrasts, {resolved} resolved", file=sys.stderr)
 
 
 def cmd_paper_figures(args) -> None:
@@ -306,9 +304,7 @@ def cmd_genies_contrasts(args) -> None:
 
     job_clock.ready()
     bootstrap = {"seed": args.seed, "resamples": args.resamples, "level": args.level}
-    summary = contrasts_job(args.tidy, args.contrasts, bootstrap)
-    resolved = int((summary.resolved != "").sum()) if len(summary) else 0
-    print(f"wrote {len(summary)} contrasts, {resolved} resolved", file=sys.stderr)
+    contrasts_job(args.tidy, args.contrasts, bootstrap)
 
 
 def cmd_genies_figures(args) -> None:

@@ -22,6 +22,7 @@ their difference. For a contrast A - B and a shift S -> T:
 Every bootstrap uses the configured seed, so each contrast sees the same resamples.
 """
 
+import sys
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -37,12 +38,14 @@ SHIFT_COLUMNS = [
     "accuracy_difference", "accuracy_difference_low", "accuracy_difference_high",
     "de_difference", "de_difference_low", "de_difference_high", "better",
 ]  # fmt: skip
-SUMMARY_COLUMNS = [
+MEASURED_COLUMNS = [
     "model", "first", "second", "shifts",
     "de_difference", "de_difference_low", "de_difference_high",
     "accuracy_difference", "accuracy_difference_low", "accuracy_difference_high",
     "shifts_first_better", "shifts_second_better", "p_bootstrap", "p_wilcoxon",
-    "p_bootstrap_holm", "p_wilcoxon_holm", "resolved", "resolved_holm",
+]  # fmt: skip
+SUMMARY_COLUMNS = MEASURED_COLUMNS + [
+    "p_bootstrap_holm", "p_wilcoxon_holm", "resolved", "resolved_holm"
 ]  # fmt: skip
 
 # (model, intervention, source, target) -> the target's pairs: pair_id, example_id, probability
@@ -136,13 +139,17 @@ def shift_contrasts(
     return pd.DataFrame(rows, columns=SHIFT_COLUMNS)
 
 
-def bootstrap_p(values, sources, bootstrap: dict) -> float:
-    """Two-sided p of a zero mean from the source-resampled means (never 0: +1 each side)."""
+def source_bootstrap(values, sources, bootstrap: dict):
+    """(mean, low, high, p) of `values`' mean: the percentile interval and the two-sided p of a
+    zero mean (never 0: +1 each side), both from the same source-resampled means."""
     means = metrics.bootstrap_means(
         values, bootstrap["resamples"], bootstrap["seed"], groups=sources
     )
+    level = bootstrap["level"]
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     beyond = min(np.sum(means <= 0), np.sum(means >= 0))
-    return min(1.0, 2 * (beyond + 1) / (len(means) + 1))
+    p = min(1.0, 2 * (beyond + 1) / (len(means) + 1))
+    return float(np.mean(values)), float(low), float(high), p
 
 
 def wilcoxon_p(values) -> float:
@@ -173,24 +180,16 @@ def contrast_summary(shift_rows: pd.DataFrame, bootstrap: dict) -> pd.DataFrame:
     rows = []
     keys = ["model", "first", "second"]
     for (model, first, second), group in shift_rows.groupby(keys, sort=False):
-        row = {"model": model, "first": first, "second": second, "shifts": len(group)}
-        for metric in ("de_difference", "accuracy_difference"):
-            mean, low, high = metrics.shift_mean_with_ci(
-                group[metric].to_numpy(),
-                bootstrap["seed"],
-                bootstrap["resamples"],
-                bootstrap["level"],
-                groups=group.source.to_numpy(),
-            )
-            row |= {metric: mean, f"{metric}_low": low, f"{metric}_high": high}
-        row |= {
-            "shifts_first_better": int((group.better == first).sum()),
-            "shifts_second_better": int((group.better == second).sum()),
-            "p_bootstrap": bootstrap_p(group.de_difference, group.source, bootstrap),
-            "p_wilcoxon": wilcoxon_p(group.de_difference),
-        }
-        rows.append(row)
-    summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS[:14])
+        de, de_low, de_high, p = source_bootstrap(group.de_difference, group.source, bootstrap)
+        acc, acc_low, acc_high, _ = source_bootstrap(
+            group.accuracy_difference, group.source, bootstrap
+        )
+        rows.append(
+            [model, first, second, len(group), de, de_low, de_high, acc, acc_low, acc_high,
+             int((group.better == first).sum()), int((group.better == second).sum()),
+             p, wilcoxon_p(group.de_difference)]
+        )  # fmt: skip
+    summary = pd.DataFrame(rows, columns=MEASURED_COLUMNS)
     for p in ("p_bootstrap", "p_wilcoxon"):
         summary[f"{p}_holm"] = summary.groupby("model")[p].transform(holm)
     low, high = summary.de_difference_low, summary.de_difference_high
@@ -204,8 +203,13 @@ def contrast_summary(shift_rows: pd.DataFrame, bootstrap: dict) -> pd.DataFrame:
     return summary[SUMMARY_COLUMNS]
 
 
-def interval(mean: float, low: float, high: float) -> str:
-    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+def intervals(group: pd.DataFrame, metric: str) -> list[str]:
+    columns = [metric, f"{metric}_low", f"{metric}_high"]
+    return [f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in group[columns].to_numpy()]
+
+
+def adjusted(group: pd.DataFrame, p: str) -> list[str]:
+    return [f"{raw:.3g} ({holm:.3g})" for raw, holm in group[[p, f"{p}_holm"]].to_numpy()]
 
 
 def contrasts_markdown(summary: pd.DataFrame, level: float, resamples: int, left_out) -> str:
@@ -227,39 +231,16 @@ def contrasts_markdown(summary: pd.DataFrame, level: float, resamples: int, left
         table = pd.DataFrame(
             {
                 "contrast": group["first"] + " - " + group.second,
-                "ΔDE": [
-                    interval(*values)
-                    for values in group[
-                        ["de_difference", "de_difference_low", "de_difference_high"]
-                    ].itertuples(index=False)
-                ],
-                "Δacc": [
-                    interval(*values)
-                    for values in group[
-                        [
-                            "accuracy_difference",
-                            "accuracy_difference_low",
-                            "accuracy_difference_high",
-                        ]
-                    ].itertuples(index=False)
-                ],
+                "ΔDE": intervals(group, "de_difference"),
+                "Δacc": intervals(group, "accuracy_difference"),
                 "shifts +/-": [
                     f"{a}/{b}/{n}"
-                    for a, b, n in zip(
-                        group.shifts_first_better,
-                        group.shifts_second_better,
-                        group.shifts,
-                        strict=True,
-                    )
+                    for a, b, n in group[
+                        ["shifts_first_better", "shifts_second_better", "shifts"]
+                    ].to_numpy()
                 ],
-                "p boot (Holm)": [
-                    f"{p:.3g} ({q:.3g})"
-                    for p, q in zip(group.p_bootstrap, group.p_bootstrap_holm, strict=True)
-                ],
-                "p W (Holm)": [
-                    f"{p:.3g} ({q:.3g})"
-                    for p, q in zip(group.p_wilcoxon, group.p_wilcoxon_holm, strict=True)
-                ],
+                "p boot (Holm)": adjusted(group, "p_bootstrap"),
+                "p W (Holm)": adjusted(group, "p_wilcoxon"),
                 "resolved": group.resolved,
                 "after Holm": group.resolved_holm,
             }
@@ -273,3 +254,8 @@ def write_contrasts(summary, shift_rows, left_out, bootstrap: dict, csv, md, shi
     write_csv(summary, csv)
     body = contrasts_markdown(summary, bootstrap["level"], bootstrap["resamples"], left_out)
     write_markdown(md, "Paired contrasts between interventions", body)
+    resolved, after = ((summary[c] != "").sum() for c in ("resolved", "resolved_holm"))
+    print(
+        f"wrote {csv}: {len(summary)} contrasts, {resolved} resolved, {after} after Holm",
+        file=sys.stderr,
+    )

@@ -289,8 +289,10 @@ def ttc_traceability(index: pd.DataFrame, raw_dir) -> pd.DataFrame:
 def published_pairs(ctx: "Context"):
     """The evaluations of genies.evaluation.contrasts from the published files: a file's pairs
     by position (every method of a model scored the target's pairs in the same order), grouped
-    by example where the test split's examples account for them."""
+    by example where the test split's examples account for them. Each file is read once: every
+    contrast of a method reads it again."""
 
+    @cache
     def evaluations(model: str, intervention: str, source: str, target: str) -> pd.DataFrame:
         row = ctx.evaluations.get(intervention, f"{model}-{source}", target)
         if row.probabilities is None:
@@ -345,7 +347,7 @@ def paper_contrasts(tidy: pd.DataFrame, ctx: "Context"):
             shift_contrasts(
                 rows,
                 published_pairs(ctx),
-                default_contrasts(paired, trained=paired[1:]),
+                default_contrasts(paired, trained=paired),  # all but zero_shot learn
                 TIE_RULE,
                 bootstrap,
                 lambda m, a, b, s, t: f"evaluations/{{{a},{b}}}/{m}-{s}/{t}.json",
