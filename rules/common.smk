@@ -19,6 +19,7 @@ from genies.evaluation.model_jobs import (
 )
 from genies.paths import (
     activation_sidecar_path,
+    CLAIMS,
     FIGURES_DIR,
     GENIES_CONTRAST_SHIFTS,
     GENIES_CONTRASTS,

@@ -112,6 +112,32 @@ rule genies_contrasts:
         "--seed {params.seed} --resamples {params.resamples} --level {params.level} 2> {log}"
 
 
+rule genies_claims:
+    input:
+        tidy=rules.genies_table.input.tidy,
+        contrasts=rules.genies_contrasts.output.csv,
+        code=code("claims"),
+    output:
+        csv=f"{CLAIMS}.csv",
+        md=f"{CLAIMS}.md",
+    log:
+        "logs/genies_claims.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        seed=CFG.seed,
+        resamples=CFG.bootstrap["resamples"],
+        level=CFG.bootstrap["level"],
+        title="Claims of the paper, re-tested on this run",
+    shell:
+        "genies claims --tidy {input.tidy} --contrasts {input.contrasts} --csv {output.csv} "
+        "--md {output.md} --title '{params.title}' "
+        "--seed {params.seed} --resamples {params.resamples} --level {params.level} 2> {log}"
+
+
 rule genies_figures:
     input:
         tidy=rules.genies_table.input.tidy,
@@ -198,5 +224,6 @@ rule genies:
     input:
         rules.genies_table.output,
         rules.genies_contrasts.output,
+        rules.genies_claims.output,
         rules.genies_figures.output,
         rules.mixing_table.output if MIXED else [],

@@ -166,10 +166,37 @@ rule paper_contrasts:
         "--seed {params.seed} --resamples {params.resamples} --level {params.level} 2> {log}"
 
 
+rule paper_claims:
+    input:
+        tidy=rules.paper_tables.output.tidy,
+        contrasts=rules.paper_contrasts.output.csv,
+        code=code("claims"),
+    output:
+        csv="results/paper/claims.csv",
+        md="results/paper/claims.md",
+    log:
+        "logs/paper/claims.log",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        seed=CFG.seed,
+        resamples=CFG.bootstrap["resamples"],
+        level=CFG.bootstrap["level"],
+        title="Claims of the paper, re-tested on its published evaluations",
+    shell:
+        "genies claims --tidy {input.tidy} --contrasts {input.contrasts} --csv {output.csv} "
+        "--md {output.md} --title '{params.title}' "
+        "--seed {params.seed} --resamples {params.resamples} --level {params.level} 2> {log}"
+
+
 rule paper:
     input:
         rules.paper_tables.output,
         rules.paper_summary.output,
         rules.paper_contrasts.output,
+        rules.paper_claims.output,
         rules.paper_figures.output,
         rules.paper_mixing.output,

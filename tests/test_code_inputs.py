@@ -63,7 +63,7 @@ def test_every_rule_takes_the_code_of_the_command_its_shell_runs():
                 assert named == [shell_commands[rule.group(1)][1]], (path.name, rule.group(1))
             else:
                 assert named == [], (path.name, block.splitlines()[0])
-    assert len(shell_commands) == 17  # every rule that runs a genies command, contrasts included
+    assert len(shell_commands) == 19  # every rule that runs a genies command, claims included
 
 
 def test_a_job_takes_one_stamp_rewritten_only_when_its_files_change(tmp_path, monkeypatch):

@@ -210,7 +210,9 @@ def scheduled(built, override: str = "") -> tuple[set[str], set[str]]:
     return rules, methods
 
 
-AGGREGATION = {"shift_metrics", "genies_table", "genies_contrasts", "genies_figures", "genies"}
+AGGREGATION = {
+    "shift_metrics", "genies_table", "genies_contrasts", "genies_claims", "genies_figures", "genies"
+}  # fmt: skip
 
 
 def test_training_and_test_splits_take_their_own_example_counts(built, tmp_path):
@@ -360,7 +362,7 @@ def test_the_contrasts_pair_the_methods_and_a_new_contrast_runs_only_their_jobs(
     figure = built / "results/figures/contrasts_tiny-llama.png"
     assert figure.read_bytes().startswith(b"\x89PNG")
     rules, outputs = dry_run_outputs(built, "contrasts: [[mms, lora_fine_tuning]]")
-    assert rules == {"genies_contrasts", "genies_figures", "genies"}
+    assert rules == {"genies_contrasts", "genies_claims", "genies_figures", "genies"}
 
 
 def test_mixing_fits_on_the_drawn_target_examples_and_a_new_fraction_runs_only_its_jobs(

@@ -13,6 +13,7 @@ from genies.data.shifts import load_shifts
 from genies.data.splits import build_split
 from genies.data.vendored import read_manifest, sha256_bytes, write_manifest
 from genies.errors import GeniesError
+from genies.evaluation.claims import claims_table
 from genies.evaluation.summary import genies_summary
 from genies.paper.compare import differing_cells
 from genies.paper.published import index_evaluations
@@ -195,3 +196,20 @@ def test_paired_contrasts_agree_with_the_published_tables(paper):
     # few-shot files drop pairs without ids; CCS files hold no probabilities
     assert "without pair ids" in left_out["llama-7b", "few_shot"]
     assert "no probabilities" in left_out["llama-30b", "ccs"]
+
+    bootstrap = {"seed": 0, "resamples": 200, "level": 0.95}
+    claims = claims_table(paper["tidy"], summary, bootstrap).set_index(["claim", "model"])
+    beats = claims.loc[("interpretability_beats_fine_tuning", "llama-30b")]
+    mms = beats[beats.note.str.startswith("mms")].iloc[0]  # read the other way round: mms - LoRA
+    assert mms.estimate == pytest.approx(-expected.differential_elicitation.mean())
+    # r of LoRA's against zero-shot's accuracy over the distinct shifts of the published all.csv
+    every = {
+        name: pd.read_csv(PUBLISHED / "llama-30b" / name / "all.csv")
+        .drop_duplicates(["source", "target"])
+        .set_index(["source", "target"])
+        .generalization_accuracy
+        for name in ("zero_shot", "lora_fine_tuning")
+    }
+    r = np.corrcoef(every["zero_shot"], every["lora_fine_tuning"].loc[every["zero_shot"].index])
+    tracks = claims.loc[("accuracy_tracks_zero_shot", "llama-30b")]
+    assert tracks.estimate == pytest.approx(r[0, 1]) and len(every["zero_shot"]) == 56

@@ -307,6 +307,13 @@ def cmd_genies_contrasts(args) -> None:
     contrasts_job(args.tidy, args.contrasts, bootstrap)
 
 
+def cmd_claims(args) -> None:
+    from genies.evaluation.claims import claims_job
+
+    bootstrap = {"seed": args.seed, "resamples": args.resamples, "level": args.level}
+    claims_job(args.tidy, args.contrasts, bootstrap, args.csv, args.md, args.title)
+
+
 def cmd_genies_figures(args) -> None:
     from genies.evaluation.figures_job import genies_figures_job
 
@@ -632,6 +639,14 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--contrasts", type=json.loads, required=True, help="JSON: the [A, B] pairs, A - B"
     )
+    bootstrap_options(sub)
+
+    sub = command("claims", cmd_claims, "the paper's claims re-tested on per-shift tables")
+    sub.add_argument("--tidy", nargs="+", required=True, help="per-shift tables, models in order")
+    sub.add_argument("--contrasts", required=True, help="the paired contrasts' summary CSV")
+    sub.add_argument("--csv", required=True)
+    sub.add_argument("--md", required=True)
+    sub.add_argument("--title", required=True, help="the Markdown's heading")
     bootstrap_options(sub)
 
     sub = command("genies-figures", cmd_genies_figures, "the figures of the configured models")

@@ -89,6 +89,7 @@ STAGES = (
             "paper_tables",
             "paper_summary",
             "paper_contrasts",
+            "paper_claims",
             "paper_figures",
             "paper_mixing",
         ),
@@ -108,6 +109,8 @@ STAGES = (
             "results/paper/contrasts.csv",
             "results/paper/contrasts.md",
             "results/paper/contrast_shifts.csv",
+            "results/paper/claims.csv",
+            "results/paper/claims.md",
         ),
         metrics=("results/paper/genies_summary.json",),
         plots=PAPER_FIGURES,
@@ -127,9 +130,18 @@ STAGES = (
     Stage(
         "genies",
         "every configured intervention fitted on each shift's source and scored on its target, "
-        "the per-shift tables, the GENIES table, the contrasts, the figures and the report",
+        "the per-shift tables, the GENIES table, the contrasts, the claims, the figures and the "
+        "report",
         "genies",
-        ("fit", "evaluate", "shift_metrics", "genies_table", "genies_contrasts", "genies_figures"),
+        (
+            "fit",
+            "evaluate",
+            "shift_metrics",
+            "genies_table",
+            "genies_contrasts",
+            "genies_claims",
+            "genies_figures",
+        ),
         None,
         after=("splits", "activations"),
         outs=(
@@ -144,6 +156,8 @@ STAGES = (
             "results/genies_contrasts.csv",
             "results/genies_contrasts.md",
             "results/genies_contrast_shifts.csv",
+            "results/claims.csv",
+            "results/claims.md",
         ),
         metrics=("results/genies_table.json",),
         plots=("results/figures",),

@@ -63,6 +63,7 @@ GENIES_SHIFTS = "results/genies_shifts.csv"
 MODELS_PER_SHIFT = "results/genies_models_per_shift.csv"
 GENIES_CONTRASTS = "results/genies_contrasts"  # .csv, .md: per model and contrast
 GENIES_CONTRAST_SHIFTS = "results/genies_contrast_shifts.csv"  # per contrast and shift
+CLAIMS = "results/claims"  # .csv, .md: the paper's claims re-tested on the run
 FIGURES_DIR = "results/figures"
 MIXING_TABLE = "results/mixing"  # .csv, .md
 MIXING_MEANS = "results/mixing_means"  # .csv
