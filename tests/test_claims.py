@@ -152,7 +152,7 @@ def test_interpretability_reads_the_contrast_either_way_round():
     mms = tidy[tidy.intervention == LORA].assign(intervention="mms")
     tidy = pd.concat([tidy, mms])
     numbers = {"de_difference": 0.1, "de_difference_low": 0.02, "de_difference_high": 0.2,
-               "p_bootstrap_holm": 0.01}  # fmt: skip
+               "p_sign_flip": 0.005, "p_sign_flip_holm": 0.01}  # fmt: skip
     forward = pd.DataFrame([{"model": "m", "first": "mms", "second": LORA} | numbers])
     backward = pd.DataFrame([{"model": "m", "first": LORA, "second": "mms"} | numbers])
     rows = claims_table(tidy, forward, BOOTSTRAP)

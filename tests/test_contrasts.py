@@ -15,7 +15,7 @@ from genies.evaluation.contrasts import (
     holm,
     paired_differences,
     shift_contrasts,
-    source_bootstrap,
+    sign_flip_p,
     wilcoxon_p,
 )
 
@@ -149,11 +149,19 @@ def test_holm_by_hand():
     assert list(holm([0.5, 0.9])) == [1.0, 1.0]  # 0.5 x 2 caps, and the larger p follows
 
 
-def test_bootstrap_p_counts_the_resamples_beyond_zero():
-    sources = np.array(["s1", "s2", "s3", "s4"])
-    assert source_bootstrap(np.array([0.1, 0.2, 0.3, 0.4]), sources, BOOTSTRAP)[3] == 2 / 2001
-    symmetric = source_bootstrap(np.array([-0.2, 0.2, -0.1, 0.1]), sources, BOOTSTRAP)[3]
-    assert symmetric > 0.5
+def test_the_sign_flip_p_by_hand():
+    # four sources of one sign: only all + and all - reach the observed |sum|, 2 of 16 flips
+    same = np.array([0.1, 0.2, 0.3, 0.4])
+    assert sign_flip_p(same, ["s1", "s2", "s3", "s4"], BOOTSTRAP) == 2 / 16
+    # sums 0.3, -0.1, 0.05 (s1's two shifts move together): |sum| >= 0.25 for
+    # +-(0.3 - 0.1 + 0.05), +-(0.3 + 0.1 + 0.05), +-(0.3 + 0.1 - 0.05): 6 of 8
+    mixed = np.array([0.1, 0.2, -0.1, 0.05])
+    assert sign_flip_p(mixed, ["s1", "s1", "s2", "s3"], BOOTSTRAP) == 6 / 8
+    # flipped shift by shift instead, the same values would reach only 2 of 16
+    assert sign_flip_p(same, ["s1", "s1", "s1", "s1"], BOOTSTRAP) == 1.0
+    # beyond EXACT_FLIPS_UP_TO sources: seeded random flips, +1 each side of the ratio
+    many = np.full(20, 0.1)
+    assert sign_flip_p(many, [f"s{i}" for i in range(20)], BOOTSTRAP) == 1 / 2001
 
 
 def summary_input(values: dict[tuple[str, str], float], better: dict) -> pd.DataFrame:
@@ -198,12 +206,17 @@ def test_the_summary_resamples_sources_not_shifts():
 def test_holm_runs_over_each_models_contrasts():
     frames = []
     for model, shift in [("m1", 0.0), ("m2", 0.0)]:
-        for first, values in [("a", [0.3, 0.2, 0.25, 0.1]), ("c", [0.1, -0.1, 0.05, -0.02])]:
+        # 8 sources: a's p is 2/2^8, doubled by Holm 0.016; c's mixed signs stay unresolved
+        for first, values in [
+            ("a", [0.3, 0.2, 0.25, 0.1] * 2),
+            ("c", [0.1, -0.1, 0.05, -0.02] * 2),
+        ]:
             frame = summary_input({(f"s{i}", f"t{i}"): v + shift for i, v in enumerate(values)}, {})
             frames.append(frame.assign(model=model, first=first))
     summary = contrast_summary(pd.concat(frames, ignore_index=True), BOOTSTRAP)
     for _, group in summary.groupby("model"):
-        assert list(group.p_bootstrap_holm) == pytest.approx(list(holm(group.p_bootstrap)))
+        assert list(group.p_sign_flip_holm) == pytest.approx(list(holm(group.p_sign_flip)))
+        assert group.p_sign_flip_holm.iloc[0] == pytest.approx(2 * 2 / 2**8)
     assert list(summary.resolved) == ["a", "", "a", ""]
     assert list(summary.resolved_holm) == ["a", "", "a", ""]
 

@@ -182,7 +182,7 @@ def interpretability_rows(tidy: pd.DataFrame, model: str, contrasts: pd.DataFram
         c = (forward if len(forward) else backward).iloc[0]
         sign = 1 if len(forward) else -1
         low, high = sorted(sign * c[f"de_difference_{end}"] for end in ("low", "high"))
-        note = f"{method}; Holm-adjusted p of the contrast {c.p_bootstrap_holm:.3g}"
+        note = f"{method}; sign-flip p {c.p_sign_flip:.3g}, after Holm {c.p_sign_flip_holm:.3g}"
         rows.append(
             row(
                 name,

@@ -12,14 +12,18 @@ their difference. For a contrast A - B and a shift S -> T:
   lies above (below) zero.
 - over the table's shifts (the GENIES ones): the mean per-shift difference with an interval
   that resamples sources, each with all its shifts (shifts sharing a source share its fitted
-  state, as in the table's own intervals); a two-sided bootstrap p of that mean (the share of
-  resamples on the far side of zero, doubled, with the usual +1 so that it is never 0); and a
-  Wilcoxon signed-rank p over the shifts (scipy, two-sided, zero differences dropped), which
-  treats shifts as independent and is therefore the weaker evidence where sources repeat.
+  state, as in the table's own intervals); a two-sided sign-flip p of that mean, flipping the
+  signs of each source's differences together (exact over every flip up to 16 sources, else
+  seeded random flips); and a Wilcoxon signed-rank p over the shifts (scipy, two-sided, zero
+  differences dropped), which treats shifts as independent and is therefore the weaker evidence
+  where sources repeat. With S sources no p that respects them falls below 2 / 2^S (0.0078 for
+  GENIES' 8): that bounds how many contrasts a run can resolve after adjustment, and the notes
+  say so. A percentile bootstrap p has no such floor, which is why it is not the one adjusted:
+  with 8 clusters it is optimistic.
 - with many contrasts, Holm's step-down adjustment of each p over the contrasts of one model
   (the family), beside the raw p. A contrast is "resolved" where its interval excludes zero at
-  the configured level, "resolved after Holm" where its adjusted bootstrap p is below 1 - level.
-Every bootstrap uses the configured seed, so each contrast sees the same resamples.
+  the configured level, "resolved after Holm" where its adjusted sign-flip p is below 1 - level.
+Every resampling uses the configured seed, so each contrast sees the same resamples.
 """
 
 import sys
@@ -39,13 +43,13 @@ SHIFT_COLUMNS = [
     "de_difference", "de_difference_low", "de_difference_high", "better",
 ]  # fmt: skip
 MEASURED_COLUMNS = [
-    "model", "first", "second", "shifts",
+    "model", "first", "second", "shifts", "sources",
     "de_difference", "de_difference_low", "de_difference_high",
     "accuracy_difference", "accuracy_difference_low", "accuracy_difference_high",
-    "shifts_first_better", "shifts_second_better", "p_bootstrap", "p_wilcoxon",
+    "shifts_first_better", "shifts_second_better", "p_sign_flip", "p_wilcoxon",
 ]  # fmt: skip
 SUMMARY_COLUMNS = MEASURED_COLUMNS + [
-    "p_bootstrap_holm", "p_wilcoxon_holm", "resolved", "resolved_holm"
+    "p_sign_flip_holm", "p_wilcoxon_holm", "resolved", "resolved_holm"
 ]  # fmt: skip
 
 # (model, intervention, source, target) -> the target's pairs: pair_id, example_id, probability
@@ -139,17 +143,40 @@ def shift_contrasts(
     return pd.DataFrame(rows, columns=SHIFT_COLUMNS)
 
 
-def source_bootstrap(values, sources, bootstrap: dict):
-    """(mean, low, high, p) of `values`' mean: the percentile interval and the two-sided p of a
-    zero mean (never 0: +1 each side), both from the same source-resampled means."""
-    means = metrics.bootstrap_means(
-        values, bootstrap["resamples"], bootstrap["seed"], groups=sources
+def source_interval(values, sources, bootstrap: dict) -> tuple[float, float, float]:
+    """(mean, low, high), the percentile interval resampling sources, each with its shifts."""
+    return metrics.shift_mean_with_ci(
+        np.asarray(values, dtype=float),
+        bootstrap["seed"],
+        bootstrap["resamples"],
+        bootstrap["level"],
+        groups=np.asarray(sources),
     )
-    level = bootstrap["level"]
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    beyond = min(np.sum(means <= 0), np.sum(means >= 0))
-    p = min(1.0, 2 * (beyond + 1) / (len(means) + 1))
-    return float(np.mean(values)), float(low), float(high), p
+
+
+EXACT_FLIPS_UP_TO = 16  # sources; 2^16 flips, beyond which seeded random flips
+
+
+def sign_flip_floor(sources: int, resamples: int) -> float:
+    """The smallest p `sign_flip_p` can give."""
+    return 2 / 2**sources if sources <= EXACT_FLIPS_UP_TO else 1 / (resamples + 1)
+
+
+def sign_flip_p(values, sources, bootstrap: dict) -> float:
+    """Two-sided p of a zero mean: the share of sign flips, each source's values flipped
+    together, whose |mean| reaches the observed one. Every flip up to `EXACT_FLIPS_UP_TO`
+    sources (the smallest p is then 2 / 2^S), else seeded random ones, +1 each."""
+    codes, _ = pd.factorize(np.asarray(sources))
+    sums = np.bincount(codes, weights=np.asarray(values, dtype=float))
+    if sums.size <= EXACT_FLIPS_UP_TO:
+        flips = 1 - 2 * ((np.arange(2**sums.size)[:, None] >> np.arange(sums.size)) & 1)
+    else:
+        rng = np.random.default_rng(bootstrap["seed"])
+        flips = rng.choice([-1, 1], size=(bootstrap["resamples"], sums.size))
+    reached = np.sum(np.abs(flips @ sums) >= abs(sums.sum()) * (1 - 1e-12))
+    if sums.size <= EXACT_FLIPS_UP_TO:
+        return float(reached / len(flips))
+    return float((reached + 1) / (len(flips) + 1))
 
 
 def wilcoxon_p(values) -> float:
@@ -180,23 +207,23 @@ def contrast_summary(shift_rows: pd.DataFrame, bootstrap: dict) -> pd.DataFrame:
     rows = []
     keys = ["model", "first", "second"]
     for (model, first, second), group in shift_rows.groupby(keys, sort=False):
-        de, de_low, de_high, p = source_bootstrap(group.de_difference, group.source, bootstrap)
-        acc, acc_low, acc_high, _ = source_bootstrap(
-            group.accuracy_difference, group.source, bootstrap
-        )
+        de, de_low, de_high = source_interval(group.de_difference, group.source, bootstrap)
+        acc, acc_low, acc_high = source_interval(group.accuracy_difference, group.source, bootstrap)
+        p = sign_flip_p(group.de_difference, group.source, bootstrap)
         rows.append(
-            [model, first, second, len(group), de, de_low, de_high, acc, acc_low, acc_high,
+            [model, first, second, len(group), group.source.nunique(),
+             de, de_low, de_high, acc, acc_low, acc_high,
              int((group.better == first).sum()), int((group.better == second).sum()),
              p, wilcoxon_p(group.de_difference)]
         )  # fmt: skip
     summary = pd.DataFrame(rows, columns=MEASURED_COLUMNS)
-    for p in ("p_bootstrap", "p_wilcoxon"):
+    for p in ("p_sign_flip", "p_wilcoxon"):
         summary[f"{p}_holm"] = summary.groupby("model")[p].transform(holm)
     low, high = summary.de_difference_low, summary.de_difference_high
     summary["resolved"] = np.where(
         low > 0, summary["first"], np.where(high < 0, summary.second, "")
     )
-    after = summary.p_bootstrap_holm < 1 - bootstrap["level"]
+    after = summary.p_sign_flip_holm < 1 - bootstrap["level"]
     summary["resolved_holm"] = np.where(
         after, np.where(summary.de_difference > 0, summary["first"], summary.second), ""
     )
@@ -212,6 +239,23 @@ def adjusted(group: pd.DataFrame, p: str) -> list[str]:
     return [f"{raw:.3g} ({holm:.3g})" for raw, holm in group[[p, f"{p}_holm"]].to_numpy()]
 
 
+def holm_bound(group: pd.DataFrame, level: float, resamples: int) -> str:
+    """What the model's sources let Holm resolve: no sign-flip p falls below its floor."""
+    sources, m = int(group.sources.max()), len(group)
+    floor, first_step = sign_flip_floor(sources, resamples), (1 - level) / m
+    said = (
+        f"{sources} sources: no sign-flip p falls below {floor:.3g}; Holm's "
+        f"first step over these {m} contrasts needs p < {first_step:.3g}"
+    )
+    if floor < first_step:
+        return said + "."
+    most = int(np.ceil((1 - level) / floor)) - 1
+    return (
+        f"{said}, so none can be resolved after Holm by construction: only a family of at most "
+        f"{most} contrasts can resolve any."
+    )
+
+
 def contrasts_markdown(summary: pd.DataFrame, level: float, resamples: int, left_out) -> str:
     """Per model, one row per contrast, with the notes a reader needs to use the p's."""
     lines = [
@@ -220,11 +264,12 @@ def contrasts_markdown(summary: pd.DataFrame, level: float, resamples: int, left
         f"(acc(A) - acc(B)) / TTC, with its "
         f"{level:.0%} percentile interval from {resamples} bootstrap resamples of sources (each "
         f"with all its shifts). Shifts +/-: shifts whose own paired interval (resampling the "
-        f"target's examples) lies above / below zero. p boot: two-sided bootstrap p of the "
-        f"mean; p W: Wilcoxon signed-rank over the shifts (treats shifts sharing a source as "
-        f"independent). Holm: each p adjusted over the model's contrasts (Holm's step-down, "
-        f"family-wise error). Resolved: the interval excludes zero; after Holm: the adjusted "
-        f"bootstrap p is below {1 - level:.2f}.",
+        f"target's examples) lies above / below zero. p flip: two-sided sign-flip p of the "
+        f"mean, each source's differences flipped together (exact: every flip); p W: Wilcoxon "
+        f"signed-rank over the shifts (treats shifts sharing a source as independent). Holm: "
+        f"each p adjusted over the model's contrasts (Holm's step-down, family-wise error). "
+        f"Resolved: the interval excludes zero; after Holm: the adjusted sign-flip p is below "
+        f"{1 - level:.2f}.",
     ]
     lines += [f"\nLeft out, {model} {name}: {why}." for (model, name), why in left_out.items()]
     for model, group in summary.groupby("model", sort=False):
@@ -239,13 +284,13 @@ def contrasts_markdown(summary: pd.DataFrame, level: float, resamples: int, left
                         ["shifts_first_better", "shifts_second_better", "shifts"]
                     ].to_numpy()
                 ],
-                "p boot (Holm)": adjusted(group, "p_bootstrap"),
+                "p flip (Holm)": adjusted(group, "p_sign_flip"),
                 "p W (Holm)": adjusted(group, "p_wilcoxon"),
                 "resolved": group.resolved,
                 "after Holm": group.resolved_holm,
             }
         )
-        lines += [f"\n## {model}\n", markdown_table(table)]
+        lines += [f"\n## {model}\n", holm_bound(group, level, resamples), "", markdown_table(table)]
     return "\n".join(lines) + "\n"
 
 
