@@ -14,7 +14,7 @@ import pytest
 from genies.data.preference_import import FLATTEN_RULE, Columns
 from genies.data.records import HF_FEATURES, SPLIT_SCHEMA
 from genies.data.splits import build_split, load_split, read_split
-from genies.data.user_data import add_distribution
+from genies.data.user_data import add_distribution, add_shift
 from genies.data.vendored import read_manifest
 from genies.errors import GeniesError
 from tests.helpers import RAW_DIR, run_genies
@@ -354,3 +354,36 @@ def test_the_command_takes_the_layout_options_and_errors_in_one_line(raw, tmp_pa
     added = run_genies(*base, *named)
     assert added.returncode == 0, added.stderr
     assert examples(raw, "named")["test"] == [("p", ["a", "b"], 0, [0])]
+
+
+@pytest.mark.parametrize(
+    "responses", ['{"same": 0.0, "same": 1.0, "x": 0.0}', '{"same": 1.0, "same": 0.0, "x": 0.0}']
+)
+def test_the_upstream_layout_refuses_a_repeated_response_text_as_the_other_layouts(
+    raw, tmp_path, responses
+):
+    """A JSON object keeps the last of two equal keys: read as a dict, one response is lost (or
+    the count of preferred ones is wrong); the raw pairs say what the text repeats."""
+    folder = tmp_path / "twice"
+    folder.mkdir()
+    good = '{"prompt": "q", "responses": {"a": 1.0, "b": 0.0}}'
+    (folder / "train.json").write_text(f'[{good}, {{"prompt": "p", "responses": {responses}}}]')
+    (folder / "test.json").write_text(f"[{good}]")
+    before = (raw / "SHA256SUMS").read_bytes()
+    message = r"twice/train\.json: record 1: field 'responses': response 0 appears twice \('same'\)"
+    with pytest.raises(GeniesError, match=message):
+        add_distribution(folder, raw)
+    assert (raw / "SHA256SUMS").read_bytes() == before
+    assert not (raw / "distributions/twice").exists()
+    # the JSON Lines layouts say it in the same words
+    write_lines(folder.parent / "twice.jsonl", [{"prompt": "p", "responses": ["same", "same"],
+                                               "scores": [1, 0]}])  # fmt: skip
+    with pytest.raises(GeniesError, match=r"row 0: response 0 appears twice \('same'\)"):
+        add_distribution(folder.parent / "twice.jsonl", raw, test_fraction=0.5)
+
+
+def test_a_shift_from_a_distribution_to_itself_is_refused(raw):
+    before = (raw / "SHA256SUMS").read_bytes()
+    with pytest.raises(GeniesError, match=r"^shift alpaca_short->alpaca_short: the source is the"):
+        add_shift(raw, "alpaca_short", "alpaca_short", "extreme", "x")
+    assert (raw / "SHA256SUMS").read_bytes() == before

@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from genies.data.records import repeated_response
 from genies.errors import GeniesError
 from genies.files.hashing import sha256_file
 
@@ -322,7 +323,7 @@ def multi_response_examples(rows: list[dict], columns: Columns, where: str) -> l
             raise GeniesError(f"{at}: {count} response(s) in {columns.responses!r}, needs 2+")
         texts = [text_of(value, at, columns.responses) for value in values]
         if repeats := [text for text, n in Counter(texts).items() if n > 1]:
-            raise GeniesError(f"{at}: response {texts.index(repeats[0])} appears twice")
+            raise GeniesError(f"{at}: {repeated_response(texts.index(repeats[0]), repeats[0])}")
         marks = row[field]
         if not isinstance(marks, list) or len(marks) != len(texts):
             raise GeniesError(f"{at}: {field!r} must list one number per response")

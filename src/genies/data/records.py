@@ -11,6 +11,7 @@ import os
 
 import pyarrow as pa
 
+from genies.data.vendored import RepeatedKey
 from genies.errors import GeniesError
 from genies.files.parquet import write_parquet
 
@@ -24,6 +25,12 @@ SPLIT_SCHEMA = pa.schema(
         ("extra", pa.string()),
     ]
 )
+
+
+def repeated_response(position: int, text: str) -> str:
+    """The one wording of every layout for a response text given twice in one record."""
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return f"response {position} appears twice ({shown!r})"
 
 
 def record_error(source: str, index: int, field: str | None, problem: str) -> GeniesError:
@@ -45,6 +52,9 @@ def validate_record(record, index: int, source: str) -> None:
     if not isinstance(responses, dict):
         kind = type(responses).__name__
         raise record_error(source, index, "responses", f"must be an object, got {kind}")
+    if isinstance(responses, RepeatedKey):
+        problem = repeated_response(responses.position, responses.repeated)
+        raise record_error(source, index, "responses", problem)
     if len(responses) < 2:
         raise record_error(source, index, "responses", f"has {len(responses)} entries, needs 2+")
     for position, score in enumerate(responses.values()):

@@ -99,6 +99,8 @@ def add_shift(
     if label not in LABELS:
         raise GeniesError(f"label {label!r}: expected one of {', '.join(LABELS)}")
     check_name(category, "category")
+    if source == target:
+        raise GeniesError(f"shift {source}->{target}: the source is the target; nothing shifts")
     known = vendored_distributions(raw_dir)
     for name in (source, target, target_reference or target):
         if name not in known:

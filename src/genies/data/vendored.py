@@ -76,9 +76,28 @@ def decompress(path: Path, data: bytes) -> bytes:
         raise GeniesError(f"{path}: not a valid xz file ({exc})") from exc
 
 
+class RepeatedKey(dict):
+    """A JSON object whose text repeats a key: the dict keeps the last value (as json does), and
+    `repeated` names the first key that repeats, at its first position (`position`), so that a
+    record repeating a response text can be refused instead of losing one silently."""
+
+    repeated: str
+    position: int
+
+
+def keep_repeats(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) == len(keys):
+        return dict(pairs)
+    marked = RepeatedKey(pairs)
+    marked.repeated = next(key for i, key in enumerate(keys) if key in keys[:i])
+    marked.position = keys.index(marked.repeated)
+    return marked
+
+
 def parse_json(path: str | os.PathLike, data: bytes):
     try:
-        return json.loads(data)
+        return json.loads(data, object_pairs_hook=keep_repeats)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GeniesError(f"{path}: invalid JSON ({exc})") from exc
 
