@@ -14,6 +14,7 @@ from genies.data.splits import build_split, read_split
 from genies.errors import GeniesError
 from genies.models.activations import (
     ExtractionSpec,
+    encode,
     extract,
     extract_split,
     extract_split_templates,
@@ -31,7 +32,7 @@ from genies.models.devices import (
     visible_ids,
 )
 from genies.models.families import spread_plan
-from genies.models.loading import load_model, materialise_model
+from genies.models.loading import load_model, materialise_model, train_tiny_tokenizer
 from genies.models.packing import node_batches, prefix_trees
 from genies.models.templates import TEMPLATES
 from tests.helpers import EXTRACTION_SPEC, RAW_DIR, record, write_vendored
@@ -466,3 +467,20 @@ def test_compute_dtype(monkeypatch, native):
     assert compute_dtype("auto", "cpu") == ("bfloat16" if native else "float32")
     assert compute_dtype("auto", "cuda:1") == "bfloat16"
     assert compute_dtype("float16", "cpu") == "float16"
+
+
+def test_texts_cut_by_the_pipeline_raise_no_tokenizer_warning(caplog):
+    """Transformers warns that a text beyond the tokenizer's maximum length 'will result in
+    indexing errors'; the pipeline cuts such texts itself and counts them."""
+    from transformers.utils import logging as hf_logging
+
+    tokenizer = train_tiny_tokenizer()
+    tokenizer.model_max_length = 8
+    hf_logging.enable_propagation()  # transformers' records reach caplog
+    try:
+        with caplog.at_level("WARNING"):
+            ids, truncated = encode(tokenizer, ["a b c d e f g h i j k l m n o p", "a b"], 8)
+    finally:
+        hf_logging.disable_propagation()
+    assert truncated == 1 and [len(row) for row in ids] == [8, len(ids[1])]
+    assert "Token indices sequence length" not in caplog.text

@@ -194,7 +194,8 @@ def truncate(ids: list[int], max_length: int) -> list[int]:
 
 def encode(tokenizer, texts: list[str], max_length: int) -> tuple[list[list[int]], int]:
     """Token ids per text (with the tokenizer's special tokens), truncated; how many were cut."""
-    ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    # verbose=False: the tokenizer warns of texts beyond its maximum length, which we cut here
+    ids = tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]
     truncated = sum(len(row) > max_length for row in ids)
     return [truncate(row, max_length) for row in ids], truncated
 
