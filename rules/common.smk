@@ -14,7 +14,7 @@ from genies.data.mixing import parse_mixed_source
 from genies.evaluation.model_jobs import (
     mixed_scored,
     needed_evaluations,
-    needed_state_infos,
+    needed_states,
     scored_distributions,
 )
 from genies.paths import (

@@ -143,9 +143,9 @@ rule genies_figures:
         tidy=rules.genies_table.input.tidy,
         contrasts=rules.genies_contrasts.output.csv,
         states=[
-            info
+            state
             for model in CFG.models
-            for info in needed_state_infos(model, CFG.interventions, CFG.shifts)
+            for state in needed_states(model, CFG.interventions, CFG.shifts)
         ],
         mixing=[f"{MIXING_TABLE}.csv", f"{MIXING_MEANS}.csv"] if MIXED else [],
         code=code("genies-figures"),
@@ -189,7 +189,7 @@ rule mixing_table:
             for method, source in MIXED
         ],
         states=[
-            state_info_path(state_path(model, method, source))
+            state_path(model, method, source)
             for model in CFG.models
             for method, source in MIXED
         ],

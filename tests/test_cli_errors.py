@@ -38,7 +38,7 @@ def test_bad_extraction_arguments(tiny_dir, tmp_path, arguments, message, code):
 
 def test_a_missing_shift_table(tmp_path):
     command = ["genies-table", "--tidy", str(tmp_path / "none.parquet"), "--config", "{}"]
-    assert_one_line_error(run_genies(*command, cwd=tmp_path), "none.parquet: unreadable")
+    assert_one_line_error(run_genies(*command, cwd=tmp_path), "none.parquet: shift table not found")
 
 
 def test_settings_without_what_materialising_needs(tmp_path):

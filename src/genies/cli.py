@@ -6,7 +6,6 @@ import sys
 
 from genies import job_clock
 from genies.errors import GeniesError
-from genies.files.atomic import write_atomic
 from genies.models.catalog import HOW
 
 RAW_DIR = "data/raw"
@@ -62,6 +61,7 @@ def cmd_paper_index(args) -> None:
 
 def cmd_paper_tables(args) -> None:
     from genies.data.shifts import load_shifts
+    from genies.files.parquet import write_frame
     from genies.files.tables import write_csv
     from genies.paper.published import read_index
     from genies.paper.tables import recompute, ttc_traceability, write_tables
@@ -71,7 +71,7 @@ def cmd_paper_tables(args) -> None:
         index, registry, args.raw_dir, args.splits_dir, args.seed, args.resamples, args.level
     )
     write_tables(tidy, notes, registry, args.out_dir)
-    write_atomic(args.tidy, lambda tmp: tidy.to_parquet(tmp, index=False))
+    write_frame(tidy, args.tidy)
     write_csv(notes, args.notes)
     write_csv(ttc_traceability(index, args.raw_dir), args.ttc)
     tables = tidy.groupby(["model", "intervention"]).ngroups
@@ -79,18 +79,18 @@ def cmd_paper_tables(args) -> None:
 
 
 def cmd_paper_summary(args) -> None:
-    import pandas as pd
 
+    from genies.evaluation.genies_table import read_tidy
     from genies.evaluation.summary import genies_summary, write_summary
 
-    summary = genies_summary(pd.read_parquet(args.tidy), args.seed, args.resamples, args.level)
+    summary = genies_summary(read_tidy([args.tidy]), args.seed, args.resamples, args.level)
     write_summary(summary, args.level, args.csv, args.md, args.json)
 
 
 def cmd_paper_contrasts(args) -> None:
-    import pandas as pd
 
     from genies.evaluation.contrasts import write_contrasts
+    from genies.evaluation.genies_table import read_tidy
     from genies.figures.common import save_png
     from genies.figures.contrasts import contrast_forest
     from genies.paper.published import read_index
@@ -99,7 +99,7 @@ def cmd_paper_contrasts(args) -> None:
     ctx = Context(
         read_index(args.index), args.raw_dir, args.splits_dir, args.seed, args.resamples, args.level
     )
-    shifts, summary, left_out = paper_contrasts(pd.read_parquet(args.tidy), ctx)
+    shifts, summary, left_out = paper_contrasts(read_tidy([args.tidy]), ctx)
     bootstrap = {"seed": args.seed, "resamples": args.resamples, "level": args.level}
     figure = contrast_forest(summary)  # drawn before anything is written
     write_contrasts(summary, shifts, left_out, bootstrap, args.csv, args.md, args.shifts)
@@ -109,10 +109,11 @@ def cmd_paper_contrasts(args) -> None:
 def cmd_paper_figures(args) -> None:
     import pandas as pd
 
+    from genies.evaluation.genies_table import read_tidy
     from genies.figures import correlation_table, make_paper_figures, write_correlations
     from genies.paper.published import read_index
 
-    tidy, summary = pd.read_parquet(args.tidy), pd.read_csv(args.summary)
+    tidy, summary = read_tidy([args.tidy]), pd.read_csv(args.summary)
     written = make_paper_figures(tidy, summary, read_index(args.index), args.out_dir, args.level)
     write_correlations(correlation_table(tidy), args.correlations)
     print(f"wrote {len(written)} figures into {args.out_dir}", file=sys.stderr)
@@ -399,6 +400,19 @@ def brief(items: list[str], shown: int = 3) -> str:
     return ", ".join(items[:shown]) + more
 
 
+def cmd_verify(args) -> None:
+    from genies.verify import verify
+
+    checked, damaged = verify(args.root)
+    for line in damaged:
+        print(line, file=sys.stderr)
+    if damaged:
+        raise GeniesError(
+            f"{len(damaged)} of {checked} artifacts damaged: delete each and run the target again"
+        )
+    print(f"ok: {checked} artifacts verified")
+
+
 def cmd_dvc_status(args) -> None:
     from genies.dvc_stages import NOT_RUN, STAGES, stale_records
 
@@ -652,7 +666,7 @@ def parser() -> argparse.ArgumentParser:
     sub = command("genies-figures", cmd_genies_figures, "the figures of the configured models")
     sub.add_argument("--tidy", nargs="+", required=True, help="each model's shift metrics")
     sub.add_argument("--contrasts", required=True, help="genies-contrasts' summary CSV")
-    sub.add_argument("--states", nargs="*", default=[], help="fitted states' JSON descriptions")
+    sub.add_argument("--states", nargs="*", default=[], help="the fitted states (their losses)")
     sub.add_argument(
         "--mixing",
         nargs=2,
@@ -695,6 +709,8 @@ def parser() -> argparse.ArgumentParser:
 
     command("pull", cmd_pull, "dvc pull what dvc.lock records for this checkout, mark it current")
     command("dvc-status", cmd_dvc_status, "check that dvc.lock records this checkout")
+    sub = command("verify", cmd_verify, "check every artifact jobs read, as they read it")
+    sub.add_argument("--root", default=".", help="the workflow's folder")
     return top
 
 

@@ -11,11 +11,12 @@ from genies.figures import make_model_figures
 from genies.figures.contrasts import contrast_forest
 from genies.figures.mixing import mixing_figure, mixing_means_figure
 from genies.figures.training import training_figures
+from genies.interventions.jobs import read_state_info
 
 
 def genies_figures_job(
     tidy_paths: list[str],
-    state_infos: list[str],
+    states: list[str],
     out_dir,
     seed,
     resamples,
@@ -29,7 +30,7 @@ def genies_figures_job(
     their summary CSV)."""
     tidy = read_tidy(tidy_paths)
     summary = shift_means(table_shifts(tidy), seed, resamples, level)
-    extra = training_figures(state_infos)
+    extra = training_figures({path: read_state_info(path) for path in states})
     if contrasts:  # unresolved contrasts: an empty cell
         marks = {"resolved": str, "resolved_holm": str}
         compared = pd.read_csv(contrasts, dtype=marks).fillna(dict.fromkeys(marks, ""))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from genies.errors import GeniesError
 from genies.evaluation.summary import interval_text, shift_means
 from genies.files.atomic import write_text_atomic
+from genies.files.parquet import read_parquet
 from genies.files.tables import markdown_table, write_csv, write_markdown
 
 # the paper's El and DE, and beside them the ones against the held-out target-tuned capability
@@ -44,12 +44,7 @@ PACKAGES = ("genies", "torch", "transformers", "numpy", "scikit-learn", "pandas"
 
 def read_tidy(tidy_paths: list[str]) -> pd.DataFrame:
     """The per-shift tables of several models as one."""
-    tables = []
-    for path in tidy_paths:
-        try:
-            tables.append(pd.read_parquet(path))
-        except (OSError, ValueError) as exc:  # missing, truncated or not Parquet
-            raise GeniesError(f"{path}: unreadable shift table ({exc}); rebuild it") from exc
+    tables = [read_parquet(path, None, "shift table") for path in tidy_paths]
     return pd.concat(tables, ignore_index=True)
 
 

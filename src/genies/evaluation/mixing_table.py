@@ -9,9 +9,7 @@ shift's test split is small on a CPU run, so its own interval spans most of [0, 
 15 shifts is what resolves a fraction's effect.
 """
 
-import json
 from functools import partial
-from pathlib import Path
 
 import pandas as pd
 
@@ -22,7 +20,9 @@ from genies.evaluation import metrics
 from genies.evaluation.model_jobs import evaluation_reader
 from genies.evaluation.model_tables import TIE_RULE, accuracy
 from genies.evaluation.summary import interval_text, mean_with_interval
+from genies.files.parquet import read_parquet
 from genies.files.tables import markdown_table, write_csv, write_markdown
+from genies.interventions.jobs import read_state_info
 
 COLUMNS = [
     "model",
@@ -54,8 +54,8 @@ MEANS_COLUMNS = [
 
 def mixed_examples(model: str, method: str, source: str) -> int:
     """How many target examples the mixed fit `source` trained on, as its state records."""
-    info = Path(paths.state_info_path(paths.state_path(model, method, source)))
-    return len(json.loads(info.read_text(encoding="utf-8"))["mixed"]["example_ids"])
+    info = read_state_info(paths.state_path(model, method, source))
+    return len(info["mixed"]["example_ids"])
 
 
 def mixing_rows(model: str, tidy: pd.DataFrame, mixing: dict, shifts, bootstrap: dict) -> list:
@@ -130,7 +130,7 @@ def mixing_table_job(models, mixing: dict, shift_names, raw_dir, bootstrap: dict
     shifts = [registry.lookup(name) for name in shift_names]
     rows = []
     for model in models:
-        tidy = pd.read_parquet(paths.shift_metrics_path(model))
+        tidy = read_parquet(paths.shift_metrics_path(model), None, "shift table")
         rows += mixing_rows(model, tidy, mixing, shifts, bootstrap)
     table = pd.DataFrame(rows, columns=COLUMNS)
     means = mixing_means(table, bootstrap)

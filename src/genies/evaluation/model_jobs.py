@@ -26,7 +26,7 @@ from genies.evaluation.model_tables import (
     models_per_shift,
     write_upstream_tables,
 )
-from genies.files.atomic import write_atomic
+from genies.files.parquet import write_frame
 from genies.files.tables import write_csv
 from genies.interventions.jobs import distribution_rows, evaluation_facts, read_evaluation
 
@@ -113,12 +113,12 @@ def needed_evaluations(model: str, methods: list[str], shifts: list[Shift]) -> l
     ]
 
 
-def needed_state_infos(model: str, methods: list[str], shifts: list[Shift]) -> list[str]:
-    """The JSON descriptions of the fitted states behind those evaluations."""
+def needed_states(model: str, methods: list[str], shifts: list[Shift]) -> list[str]:
+    """The fitted states behind those evaluations."""
     registry = interventions.registry()
     return sorted(
         {
-            paths.state_info_path(paths.state_path(model, method, source))
+            paths.state_path(model, method, source)
             for method, source, _ in needed_scores(methods, shifts)
             if registry[method].trained
         }
@@ -149,7 +149,7 @@ def shift_metrics_job(model, methods, shift_names, raw_dir, bootstrap: dict) -> 
     tidy = model_shift_table(
         model, methods, shifts, registry, evaluations, comparable, candidates, bootstrap
     )
-    write_atomic(paths.shift_metrics_path(model), lambda tmp: tidy.to_parquet(tmp, index=False))
+    write_frame(tidy, paths.shift_metrics_path(model))
     write_upstream_tables(tidy, shifts, registry, paths.generalization_table_path)
     return tidy
 

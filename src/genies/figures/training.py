@@ -1,24 +1,18 @@
 """The training loss of the methods that record one (the fine-tuned reward models): per model,
 one panel per method, one line per dataset it was fitted on, loss against optimiser step."""
 
-import json
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from genies.errors import GeniesError
 from genies.figures.layout import panel_grid
 
 
-def read_losses(info_paths: list[str]) -> dict[str, dict[str, dict[str, list[float]]]]:
-    """{model: {method: {fitted on: losses}}} of the fitted states (their JSON beside them)
-    whose method recorded a loss per step."""
+def read_losses(infos: dict[str, dict]) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """{model: {method: {fitted on: losses}}} of the fitted states (path -> facts) whose method
+    recorded a loss per step."""
     curves: dict = {}
-    for path in info_paths:
-        try:
-            info = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise GeniesError(f"{path}: unreadable state description ({exc})") from exc
+    for path, info in infos.items():
         losses = info.get("fitted", {}).get("loss")
         if losses:
             source = Path(path).stem
@@ -42,11 +36,11 @@ def training_loss_figure(model: str, methods: dict[str, dict[str, list[float]]])
     return fig
 
 
-def training_figures(info_paths: list[str]) -> dict:
+def training_figures(infos: dict[str, dict]) -> dict:
     """Builders of `training_loss_<model>` for each model with a recorded loss."""
     return {
         f"training_loss_{model}": (
             lambda model=model, methods=methods: training_loss_figure(model, methods)
         )
-        for model, methods in read_losses(info_paths).items()
+        for model, methods in read_losses(infos).items()
     }

@@ -35,7 +35,7 @@ from genies.data.splits import read_examples
 from genies.errors import GeniesError
 from genies.files.atomic import write_atomic, write_text_atomic
 from genies.files.hashing import sha256_file
-from genies.files.parquet import read_parquet, write_parquet
+from genies.files.parquet import read_parquet, read_table, write_parquet
 from genies.interventions.base import PairData, State
 from genies.paths import fit_work_dir, state_info_path
 
@@ -257,7 +257,10 @@ def followed_by(data: PairData, more: PairData, offset: int) -> PairData:
 def write_state(path, state: State, info: dict) -> None:
     from safetensors.torch import save_file
 
+    from genies.models.activations import tensor_checksum
+
     tensors = {name: tensor.contiguous() for name, tensor in state.tensors.items()}
+    info = info | {"checksum": tensor_checksum(tensors, info)}
     text = json.dumps(info, indent=2, sort_keys=True) + "\n"
     # the JSON first: the state file, the job's declared output, appears last and whole
     write_text_atomic(state_info_path(path), text)
@@ -265,18 +268,50 @@ def write_state(path, state: State, info: dict) -> None:
 
 
 def read_state(path) -> tuple[State, dict]:
+    """A fitted state and its facts, its checksum (facts and tensors) verified, and the JSON
+    beside it the same as the facts in its header."""
     from safetensors import SafetensorError, safe_open
+
+    from genies.models.activations import tensor_checksum
 
     path = Path(path)
     if not path.is_file():
         raise GeniesError(f"{path}: fitted state not found; build it with snakemake {path}")
     try:
         with safe_open(path, framework="pt") as handle:
-            info = json.loads(handle.metadata()["genies"])
+            text = handle.metadata()["genies"]
+            info = json.loads(text)
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
         raise GeniesError(f"{path}: corrupt or truncated state file ({exc}); delete it") from exc
+    if not isinstance(info, dict) or tensor_checksum(tensors, info) != info.get("checksum"):
+        raise GeniesError(f"{path}: checksum mismatch: the fitted state is damaged; delete it")
+    check_state_info(path, text)
     return State(tensors=tensors, info=info["fitted"]), info
+
+
+def check_state_info(path, text: str) -> None:
+    sidecar = Path(state_info_path(path))
+    try:
+        described = sidecar.read_text()
+    except OSError as exc:
+        raise GeniesError(f"{sidecar}: missing or unreadable ({exc}); delete {path}") from exc
+    if described != text:
+        raise GeniesError(f"{sidecar}: differs from the header of {path}; delete {path}")
+
+
+def read_state_info(path) -> dict:
+    """The facts of the fitted state at `path`, from the JSON beside it, checked against the
+    state's header (its tensors are not read: a reader of facts only, such as the figures)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="numpy") as handle:
+            text = handle.metadata()["genies"]
+    except (SafetensorError, OSError, KeyError, TypeError) as exc:
+        raise GeniesError(f"{path}: corrupt or truncated state file ({exc}); delete it") from exc
+    check_state_info(path, text)
+    return json.loads(text)
 
 
 def check_state(path, info: dict, name: str, hyperparameters: dict, seed: int, manifest) -> None:
@@ -359,13 +394,12 @@ def read_evaluation(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def evaluation_facts(path: str | os.PathLike) -> dict:
-    """What an evaluation file records of how it was made (`facts`), without reading its rows."""
-    import pyarrow.parquet as pq
-
+    """What an evaluation file records of how it was made (`facts`), its checksum verified."""
+    metadata = read_table(path, "evaluation file").schema.metadata
     try:
-        return json.loads(pq.read_schema(path).metadata[FACTS_KEY])
-    except (pa.ArrowException, OSError, KeyError, TypeError, ValueError) as exc:
-        raise GeniesError(f"{path}: unreadable evaluation file ({exc}); rebuild it") from exc
+        return json.loads(metadata[FACTS_KEY])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GeniesError(f"{path}: evaluation file without its facts ({exc}); rebuild it") from exc
 
 
 def distribution_rows(table: pd.DataFrame, distribution: str, path) -> pd.DataFrame:
