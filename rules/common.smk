@@ -39,6 +39,7 @@ from genies.paths import (
     state_path,
 )
 from genies.paper.tables import PAPER_MODELS, TTC_DIR
+from genies.rebuild import missing_after_build
 from genies.data.shifts import SHIFTS_DIR, load_shifts, splits_read
 from genies.data.splits import count_texts
 from genies.data.vendored import SPLITS, vendored_distributions

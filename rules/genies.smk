@@ -227,3 +227,27 @@ rule genies:
         rules.genies_claims.output,
         rules.genies_figures.output,
         rules.mixing_table.output if MIXED else [],
+
+
+# What each model's shift table was built from (genies.rebuild), and the paper's tables.
+BUILT_CHAINS = [
+    (
+        [
+            *rules.splits.input,
+            *(
+                path(model, template, distribution, split)
+                for path in (activation_path, activation_sidecar_path)
+                for template in TEMPLATES
+                for distribution, split in ACTIVATION_SPLITS
+            ),
+            *(
+                file
+                for state in needed_states(model, CFG.interventions, CFG.shifts)
+                for file in (state, state_info_path(state))
+            ),
+            *needed_evaluations(model, CFG.interventions, CFG.shifts),
+        ],
+        shift_metrics_path(model),
+    )
+    for model in CFG.models
+] + [([*rules.published_evaluations.output], rules.paper_tables.output.tidy)]

@@ -612,6 +612,26 @@ def test_a_killed_run_resumes_to_the_same_bytes(built, tmp_path, kill, job):
     assert leftovers == []
 
 
+LOST = [
+    "results/interventions/tiny-llama/mms/alpaca_short.safetensors",
+    "results/evaluations/tiny-llama/lora_fine_tuning/alpaca_short.parquet",
+    "results/activations/tiny-llama/lat_stim/alpaca_long/test.json",
+]
+
+
+def test_the_plain_table_command_rebuilds_what_was_deleted_to_the_same_bytes(built, tmp_path):
+    """Snakemake alone ignores a deleted intermediate while what depends on it is present
+    ("Nothing to be done"): a deleted state, evaluation and activation sidecar come back."""
+    workdir = copy_of(built, tmp_path)
+    for path in LOST:
+        (workdir / path).unlink()
+    result = run_snakemake(workdir, "results/genies_table.csv", *TEST_CONFIG)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "forcing 3 missing artifact(s) the tables read" in result.stderr
+    for path in [*LOST, *OUTPUTS[:4]]:
+        assert (workdir / path).read_bytes() == (built / path).read_bytes(), path
+
+
 def dry_run_jobs(workdir, *args: str) -> list[dict[str, str]]:
     """The jobs `snakemake -n genies` lists (test config, then `args`): rule, and each
     `    key: value` line of its block."""
