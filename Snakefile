@@ -12,6 +12,15 @@ report: "workflow/report/workflow.rst"
 include: "rules/common.smk"
 
 
+RUN_STARTED = time.time()
+
+
+onerror:
+    # each failed job's own line last, after Snakemake's report (genies.job_errors)
+    if lines := job_error_lines(Path("logs"), RUN_STARTED):
+        atexit.register(print, *lines, sep="\n", file=sys.stderr)
+
+
 wildcard_constraints:
     distribution="|".join(vendored_distributions(RAW)),
     split="|".join(SPLITS),

@@ -1,8 +1,10 @@
+import atexit
 import functools
 import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 from genies import interventions
@@ -40,6 +42,7 @@ from genies.paths import (
 )
 from genies.paper.tables import PAPER_MODELS, TTC_DIR
 from genies.rebuild import missing_after_build
+from genies.job_errors import job_error_lines
 from genies.data.shifts import SHIFTS_DIR, load_shifts, splits_read
 from genies.data.splits import count_texts
 from genies.data.vendored import SPLITS, vendored_distributions

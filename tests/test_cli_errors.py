@@ -64,3 +64,26 @@ def test_a_model_of_an_unsupported_family(tiny_dir, tmp_path):
     )
     assert_one_line_error(result, "GPT2LMHeadModel: not a supported decoder family")
     assert not out.exists()
+
+
+def test_an_os_error_in_a_job_is_one_line_naming_the_file(tmp_path):
+    """Here a directory where the output goes (the rename fails): the system's words, the file,
+    and in a job's log (stderr not a console) the traceback before it."""
+    import pandas as pd
+
+    from genies.files.parquet import write_frame
+
+    tidy = tmp_path / "m.parquet"
+    row = {"model": "m", "intervention": "zero_shot", "source": "s", "target": "t"}
+    row |= {"label": "extreme", "category": "skill", "genies_position": 0}
+    write_frame(pd.DataFrame([row]), tidy)
+    (tmp_path / "c.csv").write_text("model,first,second\n")
+    (tmp_path / "claims.csv").mkdir()
+    command = ["claims", "--tidy", str(tidy), "--contrasts", str(tmp_path / "c.csv")]
+    command += ["--csv", str(tmp_path / "claims.csv"), "--md", str(tmp_path / "c.md")]
+    result = run_genies(*command, "--title", "t", cwd=tmp_path)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("genies: error: ") and "claims.csv" in last, result.stderr
+    assert "Is a directory" in last and "Traceback" in result.stderr  # the log keeps it
+    assert not (tmp_path / "c.md").exists()

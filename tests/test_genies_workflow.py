@@ -632,6 +632,22 @@ def test_the_plain_table_command_rebuilds_what_was_deleted_to_the_same_bytes(bui
         assert (workdir / path).read_bytes() == (built / path).read_bytes(), path
 
 
+def test_a_jobs_error_is_the_consoles_last_line(built, tmp_path):
+    """A damaged state read by the evaluation that a deleted file reruns: Snakemake reports the
+    failed job by its log's name; the job's own line (file and fix) comes last."""
+    workdir = copy_of(built, tmp_path)
+    state = workdir / LOST[0]
+    damaged = bytearray(state.read_bytes())
+    damaged[-2] ^= 0x01
+    state.write_bytes(bytes(damaged))
+    (workdir / "results/evaluations/tiny-llama/mms/alpaca_short.parquet").unlink()
+    result = run_snakemake(workdir, "results/genies_table.csv", *TEST_CONFIG)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"genies: error: {LOST[0]}: checksum mismatch: the fitted state is damaged; delete it"
+    )
+
+
 def dry_run_jobs(workdir, *args: str) -> list[dict[str, str]]:
     """The jobs `snakemake -n genies` lists (test config, then `args`): rule, and each
     `    key: value` line of its block."""

@@ -1,8 +1,10 @@
 """The `genies` command line. Errors print one line naming the culprit and exit with status 1."""
 
 import argparse
+import errno
 import json
 import sys
+import traceback
 
 from genies import job_clock
 from genies.errors import GeniesError
@@ -714,6 +716,22 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+OS_ERROR_FIXES = {
+    errno.EACCES: "give this user write access to it",
+    errno.EPERM: "give this user write access to it",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "free some disk space, then run the target again",
+    errno.EDQUOT: "free some of your disk quota, then run the target again",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line: the file, what the system said, and the fix where there is an obvious one."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    fix = OS_ERROR_FIXES.get(exc.errno)
+    return f"{where}{exc.strerror or exc}" + (f"; {fix}" if fix else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     job_clock.ready()  # a command that imports more says so again
@@ -721,6 +739,11 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except GeniesError as exc:
         print(f"genies: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # I/O, permissions, a full disk: the traceback for a job's log only
+        if not sys.stderr.isatty():
+            traceback.print_exc()
+        print(f"genies: error: {os_error_line(exc)}", file=sys.stderr)
         return 1
     if not sys.stderr.isatty():  # a job's log, not a console
         print(job_clock.summary(args.command), file=sys.stderr)
