@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -646,6 +647,33 @@ def test_a_jobs_error_is_the_consoles_last_line(built, tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         f"genies: error: {LOST[0]}: checksum mismatch: the fitted state is damaged; delete it"
     )
+
+
+@pytest.mark.skipif(shutil.which("capsh") is None, reason="needs capsh (libcap2-bin)")
+def test_a_write_refused_in_a_job_is_the_consoles_last_line(built, tmp_path):
+    """A folder the job may not write to. As root a chmod stops nothing, so Snakemake runs with
+    root's override of file permissions dropped (capsh)."""
+    workdir = copy_of(built, tmp_path)
+    folder = workdir / "results/evaluations/tiny-llama/mms"
+    (folder / "alpaca_short.parquet").unlink()
+    folder.chmod(0o555)
+    snakemake = [sys.executable, "-m", "snakemake", "--cores", "2", "results/genies_table.csv"]
+    dropped = "--drop=cap_dac_override,cap_dac_read_search,cap_fowner"
+    try:
+        result = subprocess.run(
+            ["capsh", dropped, "--", "-c", shlex.join([*snakemake, *TEST_CONFIG])],
+            cwd=workdir, env=ENV, capture_output=True, text=True,
+        )  # fmt: skip
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        "genies: error: results/evaluations/tiny-llama/mms: Permission denied; "
+        "give this user write access to it"
+    ), result.stderr[-2000:]
+    log = (workdir / "logs/evaluate/tiny-llama/mms/alpaca_short.log").read_text()
+    assert "Traceback" in log and log.strip().splitlines()[-1] == last
 
 
 def dry_run_jobs(workdir, *args: str) -> list[dict[str, str]]:

@@ -727,7 +727,8 @@ OS_ERROR_FIXES = {
 
 def os_error_line(exc: OSError) -> str:
     """One line: the file, what the system said, and the fix where there is an obvious one."""
-    where = f"{exc.filename}: " if exc.filename else ""
+    named = exc.filename2 or exc.filename  # a rename's target, not its temporary source
+    where = f"{named}: " if named else ""
     fix = OS_ERROR_FIXES.get(exc.errno)
     return f"{where}{exc.strerror or exc}" + (f"; {fix}" if fix else "")
 
