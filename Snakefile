@@ -43,13 +43,10 @@ include: "rules/interventions.smk"
 include: "rules/genies.smk"
 
 
-# A missing intermediate of a built run (a deleted state, evaluation or sidecar): forced, so that
-# the plain command rebuilds it (genies.rebuild).
-if workflow.is_main_process and (lost := missing_after_build(BUILT_CHAINS)):
-    print(
-        f"rebuilding {len(lost)} missing artifact(s), e.g. {lost[0]}", file=sys.stderr
-    )
-    workflow.dag_settings.forcerun = workflow.dag_settings.forcerun | set(lost)
+# A missing intermediate of a built run (a deleted state, evaluation or sidecar) is rebuilt by
+# the plain command (genies.rebuild).
+if workflow.is_main_process:
+    rebuild_missing(BUILT_CHAINS)
 
 
 rule all:

@@ -41,7 +41,7 @@ from genies.paths import (
     state_path,
 )
 from genies.paper.tables import PAPER_MODELS, TTC_DIR
-from genies.rebuild import missing_after_build
+from genies.rebuild import rebuild_missing
 from genies.job_errors import job_error_lines
 from genies.data.shifts import SHIFTS_DIR, load_shifts, splits_read
 from genies.data.splits import count_texts

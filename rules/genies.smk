@@ -233,7 +233,10 @@ rule genies:
 BUILT_CHAINS = [
     (
         [
-            *rules.splits.input,
+            *(
+                split_path(distribution, split)
+                for distribution, split in ACTIVATION_SPLITS
+            ),
             *(
                 path(model, template, distribution, split)
                 for path in (activation_path, activation_sidecar_path)
