@@ -229,19 +229,21 @@ rule genies:
         rules.mixing_table.output if MIXED else [],
 
 
-# What each model's shift table was built from (genies.rebuild), and the paper's tables.
+# What each model's shift table was built from and read (genies.rebuild): the splits its shifts
+# read, the activation files of the templates its methods read, its states and evaluations; and
+# the paper's tables.
+TEMPLATES_READ = sorted(
+    {t for m in CFG.interventions for t in interventions.registry()[m].reads.templates}
+)
 BUILT_CHAINS = [
     (
         [
-            *(
-                split_path(distribution, split)
-                for distribution, split in ACTIVATION_SPLITS
-            ),
+            *(split_path(distribution, split) for distribution, split in SHIFT_SPLITS),
             *(
                 path(model, template, distribution, split)
                 for path in (activation_path, activation_sidecar_path)
-                for template in TEMPLATES
-                for distribution, split in ACTIVATION_SPLITS
+                for template in TEMPLATES_READ
+                for distribution, split in SHIFT_SPLITS
             ),
             *(
                 file

@@ -63,6 +63,7 @@ def test_the_verdict_rule_at_its_edges():
     assert verdict(-0.2, -0.01, 0, "<") == "supported"
     assert verdict(0.0, 0.2, 0, ">") == "not resolved"  # the null inside the closed interval
     assert verdict(0.45, 0.55, 0.5, "<") == "not resolved"
+    assert verdict(float("nan"), float("nan"), 0, ">") == "not resolved"  # no interval
     assert count_verdict(below=6, reaching=9, claimed=6) == "supported"
     assert count_verdict(below=2, reaching=5, claimed=6) == "contradicted"
     assert count_verdict(below=5, reaching=6, claimed=6) == "not resolved"
@@ -184,3 +185,16 @@ def test_what_one_model_cannot_test_says_why():
     assert row.estimate == pytest.approx(1.0) and row.verdict == "supported"
     assert "large" not in set(claims_table(two, NO_CONTRASTS, BOOTSTRAP).query(
         "claim == 'small_predicts_large'").model)  # fmt: skip
+
+
+def test_a_constant_variable_or_only_baselines_resolve_nothing():
+    """r of a constant accuracy is undefined in every resample: no interval, no verdict; a run
+    of baselines only has no best intervention."""
+    flat = run(zero=np.linspace(0.3, 0.9, 20), accuracy=np.full(20, 0.6), de=np.zeros(20))
+    row = claim(claims_table(flat, NO_CONTRASTS, BOOTSTRAP), "accuracy_tracks_zero_shot")
+    assert row.verdict == "not resolved" and np.isnan(row.low)
+    positions = np.arange(1, 16)
+    only = shift_rows("m", "zero_shot", np.full(15, 0.5), np.full(15, 0.5), np.zeros(15),
+                      ["extreme"] * 15, [f"s{i}" for i in range(15)], positions)  # fmt: skip
+    row = claim(claims_table(only, NO_CONTRASTS, BOOTSTRAP), "best_at_chance")
+    assert (row.verdict, row.note) == ("not testable", "no intervention but the baselines")

@@ -13,6 +13,7 @@ from genies.errors import GeniesError
 from genies.files.parquet import read_parquet, write_frame
 from genies.interventions.base import State
 from genies.interventions.jobs import read_state, read_state_info, write_state
+from genies.rebuild import forcing, missing_after_build
 from tests.helpers import run_genies
 
 STATE = "results/interventions/m/mms/src.safetensors"
@@ -94,3 +95,16 @@ def test_verify_names_each_damaged_artifact_in_one_line(tmp_path):
     assert result.returncode == 1
     assert lines[0] == f"{state}: checksum mismatch: the fitted state is damaged; delete it"
     assert lines[-1].endswith("1 of 2 artifacts damaged: delete each and run the target again")
+
+
+def test_only_a_built_chain_counts_as_lost_and_a_users_forced_files_stay(tmp_path):
+    (tmp_path / "table").write_text("built")
+    (tmp_path / "kept").write_text("here")
+    chains = [
+        ([tmp_path / "kept", tmp_path / "state"], tmp_path / "table"),
+        ([tmp_path / "never"], tmp_path / "not built"),
+    ]
+    assert missing_after_build(chains) == [str(tmp_path / "state")]
+    assert forcing(["genies", "-n"], ["a"]) == ["genies", "-n", "--forcerun", "a"]
+    # --forcerun takes every value up to the next option, its last occurrence wins
+    assert forcing(["genies", "-R", "fit", "-n"], ["a"]) == ["genies", "-R", "a", "fit", "-n"]

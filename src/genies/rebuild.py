@@ -40,5 +40,14 @@ def rebuild_missing(chains: Iterable[tuple[Iterable[str], str]]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.environ[AGAIN] = "1"
-    command = [sys.executable, "-m", "snakemake", *sys.argv[1:], "--forcerun", *lost]
-    os.execv(sys.executable, command)
+    os.execv(sys.executable, [sys.executable, "-m", "snakemake", *forcing(sys.argv[1:], lost)])
+
+
+def forcing(arguments: list[str], lost: list[str]) -> list[str]:
+    """`arguments` with `lost` added to the files and rules they force (`--forcerun`/`-R` takes
+    every value up to the next option, and its last occurrence wins: add to that one)."""
+    flags = [i for i, argument in enumerate(arguments) if argument in ("--forcerun", "-R")]
+    if not flags:
+        return [*arguments, "--forcerun", *lost]
+    at = flags[-1] + 1
+    return [*arguments[:at], *lost, *arguments[at:]]

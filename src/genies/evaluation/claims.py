@@ -107,8 +107,9 @@ CLAIMS = {
 
 
 def verdict(low: float, high: float, null: float, side: str) -> str:
-    """`side` ">" or "<": the side of `null` the claim predicts."""
-    if low <= null <= high:
+    """`side` ">" or "<": the side of `null` the claim predicts; no interval (every resample
+    undefined: a constant variable) resolves nothing."""
+    if not (np.isfinite(low) and np.isfinite(high)) or low <= null <= high:
         return NOT_RESOLVED
     return SUPPORTED if (low > null) == (side == ">") else CONTRADICTED
 
@@ -273,6 +274,8 @@ def chance_row(tidy, model) -> dict:
     if (count := genies.genies_position.nunique()) < 15:
         return untestable(name, model, f"{count} of the 15 GENIES shifts")
     tuned = genies[~genies.intervention.isin(BASELINES)]
+    if tuned.empty:
+        return untestable(name, model, "no intervention but the baselines")
     best = tuned.groupby("intervention", sort=False).differential_elicitation.mean().idxmax()
     shifts = metrics.distinct_shifts(tuned[tuned.intervention == best])
     at = int((shifts.generalization_accuracy <= CHANCE).sum())

@@ -203,7 +203,7 @@ def holm(p_values) -> np.ndarray:
 def contrast_summary(shift_rows: pd.DataFrame, bootstrap: dict) -> pd.DataFrame:
     """Per model and contrast, over the shifts of `shift_rows` (the table's): the mean DE and
     accuracy differences with source-resampled intervals, the shifts resolved each way, the
-    bootstrap and Wilcoxon p's and their Holm adjustment over the model's contrasts."""
+    sign-flip and Wilcoxon p's and their Holm adjustment over the model's contrasts."""
     rows = []
     keys = ["model", "first", "second"]
     for (model, first, second), group in shift_rows.groupby(keys, sort=False):
@@ -250,10 +250,8 @@ def holm_bound(group: pd.DataFrame, level: float, resamples: int) -> str:
     if floor < first_step:
         return said + "."
     most = int(np.ceil((1 - level) / floor)) - 1
-    return (
-        f"{said}, so none can be resolved after Holm by construction: only a family of at most "
-        f"{most} contrasts can resolve any."
-    )
+    family = f"only a family of at most {most} contrasts can" if most else "no family can"
+    return f"{said}, so none can be resolved after Holm by construction: {family} resolve any."
 
 
 def contrasts_markdown(summary: pd.DataFrame, level: float, resamples: int, left_out) -> str:
@@ -265,7 +263,8 @@ def contrasts_markdown(summary: pd.DataFrame, level: float, resamples: int, left
         f"{level:.0%} percentile interval from {resamples} bootstrap resamples of sources (each "
         f"with all its shifts). Shifts +/-: shifts whose own paired interval (resampling the "
         f"target's examples) lies above / below zero. p flip: two-sided sign-flip p of the "
-        f"mean, each source's differences flipped together (exact: every flip); p W: Wilcoxon "
+        f"mean, each source's differences flipped together (every flip up to "
+        f"{EXACT_FLIPS_UP_TO} sources); p W: Wilcoxon "
         f"signed-rank over the shifts (treats shifts sharing a source as independent). Holm: "
         f"each p adjusted over the model's contrasts (Holm's step-down, family-wise error). "
         f"Resolved: the interval excludes zero; after Holm: the adjusted sign-flip p is below "

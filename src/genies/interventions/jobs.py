@@ -293,7 +293,7 @@ def read_state(path) -> tuple[State, dict]:
 def check_state_info(path, text: str) -> None:
     sidecar = Path(state_info_path(path))
     try:
-        described = sidecar.read_text()
+        described = sidecar.read_text(encoding="utf-8")
     except OSError as exc:
         raise GeniesError(f"{sidecar}: missing or unreadable ({exc}); delete {path}") from exc
     if described != text:
@@ -305,13 +305,16 @@ def read_state_info(path) -> dict:
     state's header (its tensors are not read: a reader of facts only, such as the figures)."""
     from safetensors import SafetensorError, safe_open
 
+    if not Path(path).is_file():
+        raise GeniesError(f"{path}: fitted state not found; build it with snakemake {path}")
     try:
         with safe_open(path, framework="numpy") as handle:
             text = handle.metadata()["genies"]
-    except (SafetensorError, OSError, KeyError, TypeError) as exc:
+        info = json.loads(text)
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
         raise GeniesError(f"{path}: corrupt or truncated state file ({exc}); delete it") from exc
     check_state_info(path, text)
-    return json.loads(text)
+    return info
 
 
 def check_state(path, info: dict, name: str, hyperparameters: dict, seed: int, manifest) -> None:
