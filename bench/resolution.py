@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genies.evaluation.contrasts import sign_flip_floor
+from genies.evaluation.contrasts import holm_family_limit, sign_flip_floor
 
 
 def half_widths(frame: pd.DataFrame, metric: str) -> pd.Series:
@@ -60,7 +60,7 @@ def main() -> None:
             print(f"    at {count} test examples per target: one shift's about {scaled:.3f}")
         sources, level = int(rows.sources.max()), args.level
         floor = sign_flip_floor(sources, args.resamples)
-        most = int(np.ceil((1 - level) / floor)) - 1
+        most = holm_family_limit(sources, args.resamples, level)
         print(
             f"  after Holm at {level:.0%}: {sources} sources, smallest sign-flip p {floor:.4f}, so "
             f"a family of at most {most} contrasts can resolve any ({len(rows)} here)"

@@ -3,12 +3,12 @@ import pandas as pd
 import pytest
 
 from genies.errors import GeniesError
+from genies.evaluation.metrics import pearson
 from genies.figures import correlation_table, make_paper_figures, write_correlations
 from genies.figures.bars import de_by_label, extreme_vs_probing_figure
 from genies.figures.common import genies_shifts, model_colours
 from genies.figures.heatmap import de_matrix
 from genies.figures.reliability import pooled_probabilities
-from genies.figures.scatter import pearson
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TTC = 0.9

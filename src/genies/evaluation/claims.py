@@ -120,7 +120,7 @@ def count_verdict(below: int, reaching: int, claimed: int) -> str:
     return CONTRADICTED if reaching < claimed else NOT_RESOLVED
 
 
-def source_interval(
+def statistic_interval(
     statistic: Callable[[np.ndarray], float], sources, bootstrap: dict
 ) -> tuple[float, float, float]:
     """(statistic over all rows, low, high): `statistic` takes row indices; the interval is the
@@ -199,15 +199,8 @@ def interpretability_rows(tidy: pd.DataFrame, model: str, contrasts: pd.DataFram
     return rows
 
 
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """NaN where undefined (fewer than two values or a constant variable)."""
-    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
-
-
 def correlation_row(claim, model, x, y, sources, bootstrap, note="") -> dict:
-    r, low, high = source_interval(lambda i: pearson(x[i], y[i]), sources, bootstrap)
+    r, low, high = statistic_interval(lambda i: metrics.pearson(x[i], y[i]), sources, bootstrap)
     return row(
         claim, model, verdict(low, high, 0, ">"), note, estimate=r, low=low, high=high, against="0"
     )
@@ -240,7 +233,7 @@ def label_row(tidy, model, bootstrap) -> dict:
         e, p = de[i][extreme[i]], de[i][~extreme[i]]
         return e.mean() - p.mean() if e.size and p.size else np.nan
 
-    estimate, low, high = source_interval(difference, shifts.source, bootstrap)
+    estimate, low, high = statistic_interval(difference, shifts.source, bootstrap)
     note = f"{extreme.sum()} extreme, {(~extreme).sum()} probing shifts"
     return row(
         name,

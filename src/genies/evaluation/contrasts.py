@@ -162,21 +162,26 @@ def sign_flip_floor(sources: int, resamples: int) -> float:
     return 2 / 2**sources if sources <= EXACT_FLIPS_UP_TO else 1 / (resamples + 1)
 
 
+def holm_family_limit(sources: int, resamples: int, level: float) -> int:
+    """The most contrasts a family may hold for Holm to resolve any at `level`: its first step
+    needs p < (1 - level) / m, and no sign-flip p falls below `sign_flip_floor`."""
+    return int(np.ceil((1 - level) / sign_flip_floor(sources, resamples))) - 1
+
+
 def sign_flip_p(values, sources, bootstrap: dict) -> float:
     """Two-sided p of a zero mean: the share of sign flips, each source's values flipped
     together, whose |mean| reaches the observed one. Every flip up to `EXACT_FLIPS_UP_TO`
     sources (the smallest p is then 2 / 2^S), else seeded random ones, +1 each."""
     codes, _ = pd.factorize(np.asarray(sources))
     sums = np.bincount(codes, weights=np.asarray(values, dtype=float))
-    if sums.size <= EXACT_FLIPS_UP_TO:
+    exact = sums.size <= EXACT_FLIPS_UP_TO
+    if exact:
         flips = 1 - 2 * ((np.arange(2**sums.size)[:, None] >> np.arange(sums.size)) & 1)
     else:
         rng = np.random.default_rng(bootstrap["seed"])
         flips = rng.choice([-1, 1], size=(bootstrap["resamples"], sums.size))
     reached = np.sum(np.abs(flips @ sums) >= abs(sums.sum()) * (1 - 1e-12))
-    if sums.size <= EXACT_FLIPS_UP_TO:
-        return float(reached / len(flips))
-    return float((reached + 1) / (len(flips) + 1))
+    return float(reached / len(flips)) if exact else float((reached + 1) / (len(flips) + 1))
 
 
 def wilcoxon_p(values) -> float:
@@ -249,7 +254,7 @@ def holm_bound(group: pd.DataFrame, level: float, resamples: int) -> str:
     )
     if floor < first_step:
         return said + "."
-    most = int(np.ceil((1 - level) / floor)) - 1
+    most = holm_family_limit(sources, resamples, level)
     family = f"only a family of at most {most} contrasts can" if most else "no family can"
     return f"{said}, so none can be resolved after Holm by construction: {family} resolve any."
 

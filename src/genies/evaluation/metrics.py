@@ -253,3 +253,11 @@ def shift_mean_with_ci(
     """
     low, high = bootstrap_ci(values, n_resamples=n_resamples, level=level, seed=seed, groups=groups)
     return float(np.mean(np.asarray(values, dtype=float))), low, high
+
+
+def pearson(x, y) -> float:
+    """Pearson r of paired values; NaN when undefined (n < 2 or a constant variable)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])

@@ -29,14 +29,6 @@ REFERENCE_MODEL = "llama-30b"
 ZERO_SHOT_COLUMNS = 4  # panels per row of accuracy_vs_zero_shot
 
 
-def pearson(x, y) -> float:
-    """Pearson r of paired values; NaN when undefined (n < 2 or a constant variable)."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
-
-
 class Scatter(NamedTuple):
     """Paired per-shift values of one panel and their Pearson r."""
 
@@ -51,7 +43,7 @@ class Scatter(NamedTuple):
 
 def scatter(x, y) -> Scatter:
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    return Scatter(x, y, pearson(x, y))
+    return Scatter(x, y, metrics.pearson(x, y))
 
 
 def zero_shot_scatter(tidy: pd.DataFrame, model: str, intervention: str) -> Scatter:
