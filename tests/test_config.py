@@ -148,14 +148,17 @@ def test_hyperparameters_resolve_defaults_then_config_then_model_overrides():
     assert resolved.hyperparameters["tiny-llama"]["cra"] == defaults
 
 
-def test_cache_templates_are_what_the_configured_methods_read():
+def test_cache_templates_are_what_every_method_reads_where_one_configured_reads_any():
     only_mms = validate({"interventions": ["zero_shot", "mms"]}).activations["templates"]
-    assert only_mms == {"raw": {"residual": "none", "heads": "all"}}
+    # mms reads every head of the raw template, lat_stim_1 and probe its residuals; cra every
+    # head of yes/no, ccs their last residual; lat_stim_2 its template's residuals: all stored
+    assert only_mms["raw"] == {"residual": "all", "heads": "all"}
+    assert only_mms["yes"] == only_mms["no"] == {"residual": [-1], "heads": "all"}
+    assert only_mms["lat_stim"]["residual"] != "none"
+    everything = validate({"interventions": list(registry())}).activations["templates"]
+    assert everything == only_mms
     no_cache = validate({"interventions": ["zero_shot", "random"]}).activations["templates"]
     assert no_cache == {}
-    both = validate({"interventions": ["zero_shot", "mms", "lat_stim_1"]})
-    assert both.activations["templates"]["raw"]["heads"] == "all"
-    assert both.activations["templates"]["raw"]["residual"] != "none"
     # an explicit choice wins, if it keeps what the methods read
     explicit = {"raw": {"residual": "all", "heads": "all"}, "yes": {"residual": [1], "heads": [0]}}
     chosen = validate(

@@ -316,22 +316,22 @@ def test_adding_a_shift_schedules_only_its_jobs(built):
 
 
 def test_adding_an_intervention_schedules_only_its_jobs(built, tmp_path):
-    """A workspace built without probe (its states and evaluations removed, the tables rebuilt
-    from the other methods), then probe added back to the config. (Probe reads cache templates
-    lat_stim_1 reads too; a method that widens the extraction, as ccs does with its last-layer
-    residuals, re-extracts every split and so reruns everything that reads them.)"""
+    """A workspace built without ccs (its states and evaluations removed, the tables rebuilt
+    from the other methods), then ccs added back to the config. ccs reads cache templates
+    (yes/no, last-layer residuals) that no other method reads: the extraction stores every
+    registered method's templates, so neither the run without it nor adding it re-extracts."""
     workdir = copy_of(built, tmp_path)
     for folder in ("results/interventions", "results/evaluations"):
-        shutil.rmtree(workdir / folder / "tiny-llama" / "probe")
+        shutil.rmtree(workdir / folder / "tiny-llama" / "ccs")
     others = list(load_config(REPO / "config/test.yaml").interventions)
-    others.remove("probe")
+    others.remove("ccs")
     without = workdir / "config/without.yaml"
     without.write_text(f"interventions: {json.dumps(others)}\n")
     result = run_snakemake(workdir, "genies", *TEST_CONFIG, str(without))
     assert result.returncode == 0, result.stderr[-3000:]
     ran = set(re.findall(r"^(?:local)?rule (\w+):", result.stdout + result.stderr, re.M))
     assert ran and ran <= AGGREGATION, ran  # the tables of the other methods, nothing else
-    assert scheduled(workdir) == ({"fit", "evaluate", *AGGREGATION}, {"probe"})
+    assert scheduled(workdir) == ({"fit", "evaluate", *AGGREGATION}, {"ccs"})
 
 
 MIXING = "mixing: {fractions: [%s], interventions: [mms, lora_fine_tuning]}"

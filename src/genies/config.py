@@ -221,13 +221,14 @@ def merge_layers(a, b):
     return sorted(set(a) | set(b))
 
 
-def templates_read(interventions: list[str]) -> dict[str, dict]:
-    """What the activation cache must store: the union of what the interventions read."""
-    from genies import interventions as registry
+def templates_read(names: list[str] | None = None) -> dict[str, dict]:
+    """The union of what the interventions `names` (default: every registered one) read."""
+    from genies import interventions
 
+    methods = interventions.registry()
     stored: dict[str, dict] = {}
-    for name in interventions:
-        for template, layers in registry.registry()[name].reads.templates.items():
+    for name in methods if names is None else names:
+        for template, layers in methods[name].reads.templates.items():
             kept = stored.setdefault(template, {"residual": "none", "heads": "none"})
             for kind in kept:
                 kept[kind] = merge_layers(kept[kind], layers.get(kind, "none"))
@@ -250,7 +251,9 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) 
     check_example_counts(config["max_examples"], hyperparameters)
     activations = dict(config["activations"])
     needed = templates_read(config["interventions"])
-    activations.setdefault("templates", needed)
+    # Every registered method's templates where any configured one reads the cache: adding a
+    # method to a built workspace then leaves the extraction (and all that reads it) as it was.
+    activations.setdefault("templates", templates_read() if needed else {})
     check_templates_cover(activations["templates"], needed)
     shifts = resolve_shifts(config["shifts"], raw_dir, known)
     return PipelineConfig(
