@@ -645,7 +645,8 @@ def test_a_jobs_error_is_the_consoles_last_line(built, tmp_path):
     result = run_snakemake(workdir, "results/genies_table.csv", *TEST_CONFIG)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
-        f"genies: error: {LOST[0]}: checksum mismatch: the fitted state is damaged; delete it"
+        f"genies: error: {LOST[0]}: checksum mismatch: the fitted state is damaged; "
+        "delete it and rebuild"
     )
 
 
@@ -670,7 +671,7 @@ def test_a_write_refused_in_a_job_is_the_consoles_last_line(built, tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last == (
         "genies: error: results/evaluations/tiny-llama/mms: Permission denied; "
-        "give this user write access to it"
+        "give this user access to it (read for an input, write for an output)"
     ), result.stderr[-2000:]
     log = (workdir / "logs/evaluate/tiny-llama/mms/alpaca_short.log").read_text()
     assert "Traceback" in log and log.strip().splitlines()[-1] == last

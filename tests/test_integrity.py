@@ -93,7 +93,10 @@ def test_verify_names_each_damaged_artifact_in_one_line(tmp_path):
     result = run_genies("verify", "--root", str(tmp_path), cwd=tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1
-    assert lines[0] == f"{state}: checksum mismatch: the fitted state is damaged; delete it"
+    assert (
+        lines[0]
+        == f"{state}: checksum mismatch: the fitted state is damaged; delete it and rebuild"
+    )
     assert lines[-1].endswith("1 of 2 artifacts damaged: delete each and run the target again")
 
 
@@ -108,3 +111,33 @@ def test_only_a_built_chain_counts_as_lost_and_a_users_forced_files_stay(tmp_pat
     assert forcing(["genies", "-n"], ["a"]) == ["genies", "-n", "--forcerun", "a"]
     # --forcerun takes every value up to the next option, its last occurrence wins
     assert forcing(["genies", "-R", "fit", "-n"], ["a"]) == ["genies", "-R", "a", "fit", "-n"]
+
+
+def test_a_parquet_artifact_of_other_column_types_or_no_checksum_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_artifacts(tmp_path)
+    path = tmp_path / TABLE
+    table = pq.read_table(path)
+    # the same Python values (0.25 and 0.75 are exact in float32), another column type
+    narrowed = table.set_column(1, "accuracy", table.column("accuracy").cast(pa.float32()))
+    assert narrowed.column("accuracy").to_pylist() == table.column("accuracy").to_pylist()
+    pq.write_table(narrowed, path)
+    with pytest.raises(GeniesError, match="checksum mismatch: the shift table is damaged"):
+        read_parquet(path, None, "shift table")
+    pq.write_table(table.replace_schema_metadata({}), path)  # as genies wrote before checksums
+    with pytest.raises(
+        GeniesError, match="shift table without a checksum .* delete it and rebuild"
+    ):
+        read_parquet(path, None, "shift table")
+
+
+def test_verify_refuses_a_folder_with_no_artifact(tmp_path):
+    result = run_genies("verify", "--root", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"genies: error: {tmp_path}: no artifact to verify under data/splits, "
+        "results/activations, results/interventions, results/evaluations, "
+        "results/shift_metrics, results/paper: not a built workspace"
+    )

@@ -717,8 +717,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 OS_ERROR_FIXES = {
-    errno.EACCES: "give this user write access to it",
-    errno.EPERM: "give this user write access to it",
+    # the errno does not say whether a read or a write was refused
+    errno.EACCES: "give this user access to it (read for an input, write for an output)",
+    errno.EPERM: "give this user access to it (read for an input, write for an output)",
     errno.EROFS: "the file system is read-only",
     errno.ENOSPC: "free some disk space, then run the target again",
     errno.EDQUOT: "free some of your disk quota, then run the target again",

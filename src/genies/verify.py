@@ -40,7 +40,8 @@ def artifacts(root: Path) -> Iterator[tuple[Path, str]]:
 
 
 def verify(root: str = ".") -> tuple[int, list[str]]:
-    """(how many artifacts were checked, one line per damaged one)."""
+    """(how many artifacts were checked, one line per damaged one); GeniesError where `root`
+    holds none (not a built workspace)."""
     checked, damaged = 0, []
     for path, kind in artifacts(Path(root)):
         checked += 1
@@ -48,4 +49,9 @@ def verify(root: str = ".") -> tuple[int, list[str]]:
             reader(kind)(path)
         except GeniesError as exc:
             damaged.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a reader's unforeseen failure is damage too
+            damaged.append(f"{path}: unreadable {kind} ({type(exc).__name__}: {exc}); delete it")
+    if not checked:
+        folders = ", ".join(folder for folder, _, _ in ARTIFACTS)
+        raise GeniesError(f"{root}: no artifact to verify under {folders}: not a built workspace")
     return checked, damaged

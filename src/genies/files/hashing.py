@@ -4,6 +4,8 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 
+from genies.errors import GeniesError
+
 BLOCK = 1 << 20
 
 
@@ -21,3 +23,13 @@ def sha256_file(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     stream_blocks([path], digest.update)
     return digest.hexdigest()
+
+
+def checksum_refused(path, what: str, stored) -> GeniesError:
+    """The refusal of a file whose stored checksum (None: none stored) does not match."""
+    if stored is None:
+        return GeniesError(
+            f"{path}: a {what} without a checksum (written by an earlier genies): "
+            "delete it and rebuild"
+        )
+    return GeniesError(f"{path}: checksum mismatch: the {what} is damaged; delete it and rebuild")

@@ -2,7 +2,7 @@
 damaged or of another shape.
 
 The checksum covers the schema's metadata (the facts an artifact records) and every column's
-name and values, taken as Python values (so it does not depend on how a pyarrow version lays
+name, type and values, taken as Python values (so it does not depend on how a pyarrow version lays
 out pages): a flipped byte that Parquet's own decoding lets through still fails it."""
 
 import hashlib
@@ -16,8 +16,17 @@ import pyarrow.parquet as pq
 
 from genies.errors import GeniesError
 from genies.files.atomic import write_atomic
+from genies.files.hashing import checksum_refused
 
 CHECKSUM_KEY = b"genies.checksum"
+
+
+def type_name(data_type: pa.DataType) -> str:
+    """The type as text, a list's item named by neither of the names Parquet round trips give
+    it ("item" written, "element" read)."""
+    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+        return f"list<{type_name(data_type.value_type)}>"
+    return str(data_type)
 
 
 def content_checksum(table: pa.Table) -> str:
@@ -27,7 +36,9 @@ def content_checksum(table: pa.Table) -> str:
         digest.update(b"%d:%s%d:%s" % (len(key), key, len(metadata[key]), metadata[key]))
     for name, column in zip(table.column_names, table.columns, strict=True):
         # repr: a value JSON has no form for (bytes where text was written) still hashes
-        digest.update(json.dumps([name, column.to_pylist()], default=repr).encode())
+        digest.update(
+            json.dumps([name, type_name(column.type), column.to_pylist()], default=repr).encode()
+        )
     return digest.hexdigest()
 
 
@@ -53,10 +64,9 @@ def read_table(path: str | os.PathLike, what: str) -> pa.Table:
         checksum = content_checksum(table).encode()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise GeniesError(f"{path}: unreadable {what} ({exc}); delete it and rebuild") from exc
-    if (table.schema.metadata or {}).get(CHECKSUM_KEY) != checksum:
-        raise GeniesError(
-            f"{path}: checksum mismatch: the {what} is damaged; delete it and rebuild"
-        )
+    stored = (table.schema.metadata or {}).get(CHECKSUM_KEY)
+    if stored != checksum:
+        raise checksum_refused(path, what, stored)
     return table
 
 

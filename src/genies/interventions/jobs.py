@@ -34,7 +34,7 @@ from genies.data.pairs import evaluation_pairs, training_pairs
 from genies.data.splits import read_examples
 from genies.errors import GeniesError
 from genies.files.atomic import write_atomic, write_text_atomic
-from genies.files.hashing import sha256_file
+from genies.files.hashing import checksum_refused, sha256_file
 from genies.files.parquet import read_parquet, read_table, write_parquet
 from genies.interventions.base import PairData, State
 from genies.paths import fit_work_dir, state_info_path
@@ -284,8 +284,10 @@ def read_state(path) -> tuple[State, dict]:
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
         raise GeniesError(f"{path}: corrupt or truncated state file ({exc}); delete it") from exc
-    if not isinstance(info, dict) or tensor_checksum(tensors, info) != info.get("checksum"):
-        raise GeniesError(f"{path}: checksum mismatch: the fitted state is damaged; delete it")
+    if not isinstance(info, dict):
+        raise GeniesError(f"{path}: corrupt state file (its facts are not an object); delete it")
+    if tensor_checksum(tensors, info) != info.get("checksum"):
+        raise checksum_refused(path, "fitted state", info.get("checksum"))
     check_state_info(path, text)
     return State(tensors=tensors, info=info["fitted"]), info
 

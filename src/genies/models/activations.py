@@ -36,7 +36,7 @@ from tqdm import tqdm
 from genies.data.splits import read_examples
 from genies.errors import GeniesError
 from genies.files.atomic import write_atomic, write_text_atomic
-from genies.files.hashing import sha256_file
+from genies.files.hashing import checksum_refused, sha256_file
 from genies.models.families import DecoderParts
 from genies.models.templates import render
 
@@ -363,7 +363,7 @@ def read_activations(path) -> tuple[dict[str, torch.Tensor], dict]:
             f"{path}: corrupt or truncated activation file ({exc}); delete it"
         ) from exc
     if tensor_checksum(tensors, metadata) != metadata.get("checksum"):
-        raise GeniesError(f"{path}: checksum mismatch: the activation file is corrupt; delete it")
+        raise checksum_refused(path, "activation file", metadata.get("checksum"))
     sidecar = sidecar_path(path)
     try:
         described = json.loads(sidecar.read_text())
