@@ -158,7 +158,7 @@ def test_a_state_round_trip_gives_the_same_probabilities(name, tiny_dir, splits,
     assert info["fitted"]["loss"] == in_memory.info["loss"]
 
 
-def test_a_state_for_another_base_model_is_refused(tiny_dir, splits, tmp_path):
+def test_a_state_for_another_base_model_or_text_cut_is_refused(tiny_dir, splits, tmp_path):
     other = tmp_path / "tiny-other"
     materialise_model("tiny-llama", resolve_model("tiny-llama", {"seed": 1}), other)
     out = tmp_path / "lora.safetensors"
@@ -167,6 +167,14 @@ def test_a_state_for_another_base_model_is_refused(tiny_dir, splits, tmp_path):
     with pytest.raises(GeniesError, match="fitted with weights_sha256"):
         scored = {"test": (splits["test"], {})}
         jobs.evaluate("lora_fine_tuning", hp, 0, out, scored, other, SETTINGS, tmp_path / "e")
+    # texts cut elsewhere: the state records where its texts were cut, and is refused
+    assert jobs.read_state(out)[1]["max_length"] == SETTINGS["max_length"]
+    longer = SETTINGS | {"max_length": 2 * SETTINGS["max_length"]}
+    with pytest.raises(
+        GeniesError, match="fitted with max_length 128, but this evaluation uses 256"
+    ):
+        scored = {"test": (splits["test"], {})}
+        jobs.evaluate("lora_fine_tuning", hp, 0, out, scored, tiny_dir, longer, tmp_path / "e")
 
 
 KILL_AT_STEP = """

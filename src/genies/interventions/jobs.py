@@ -157,9 +157,12 @@ def computed_with(records: dict[str, dict]) -> dict:
     }
 
 
-def facts(method, hyperparameters: dict, seed: int, manifest: dict, hashes: dict, made) -> dict:
+def facts(method, hyperparameters, seed: int, manifest, settings: dict, hashes, made) -> dict:
+    """What an artifact was computed from. A method that runs the model records where its texts
+    were cut too (a cache reader's cache files record it)."""
     return {
         **made,
+        **({"max_length": settings["max_length"]} if "max_length" in settings else {}),
         "intervention": method.name,
         "hyperparameters": hyperparameters,
         "seed": seed,
@@ -205,7 +208,7 @@ def fit(
         made = computed_with(records)
         data.work_dir = Path(fit_work_dir(out))
         state = method.fit(data, hyperparameters, seed)
-    info = facts(method, hyperparameters, seed, manifest, hashes, made)
+    info = facts(method, hyperparameters, seed, manifest, settings, hashes, made)
     info |= {"pairs": len(data.pairs), "max_examples": max_examples, "fitted": state.info}
     info |= {"mixed": mixed} if mixed else {}
     write_state(out, state, info)
@@ -319,13 +322,15 @@ def read_state_info(path) -> dict:
     return info
 
 
-def check_state(path, info: dict, name: str, hyperparameters: dict, seed: int, manifest) -> None:
+def check_state(path, info: dict, name: str, hyperparameters, seed: int, manifest, settings):
     expected = {
         "intervention": name,
         "hyperparameters": hyperparameters,
         "seed": seed,
         "weights_sha256": manifest["weights_sha256"],
     }
+    if "max_length" in info:  # a method that runs the model in its fit
+        expected["max_length"] = settings["max_length"]
     for key, value in expected.items():
         if info.get(key) != value:
             raise GeniesError(
@@ -355,7 +360,7 @@ def evaluate(
         model = load_model_read(method, "evaluate", model_dir, settings, stack)
         if method.trained:
             state, info = read_state(state_path)
-            check_state(state_path, info, name, hyperparameters, seed, manifest)
+            check_state(state_path, info, name, hyperparameters, seed, manifest, settings)
             hashes[str(state_path)] = sha256_file(state_path)
             records[str(state_path)] = info
         for distribution, (split_path, activation_paths) in sorted(inputs.items()):
@@ -388,7 +393,9 @@ def evaluate(
             )
             hashes |= data_hashes(data, activation_paths, [split_path])
     table = pd.concat(tables, ignore_index=True)
-    written = facts(method, hyperparameters, seed, manifest, hashes, made) | {"pairs": len(table)}
+    written = facts(method, hyperparameters, seed, manifest, settings, hashes, made) | {
+        "pairs": len(table)
+    }
     schema = EVALUATION_SCHEMA.with_metadata({FACTS_KEY: json.dumps(written, sort_keys=True)})
     write_parquet(pa.Table.from_pandas(table, schema=schema, preserve_index=False), out)
     return table
