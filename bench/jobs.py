@@ -9,8 +9,9 @@ the jobs per rule (its "Job stats" table) and the DAG build time (its wall time,
 
 Fixed cost: every `genies` job ends its log with one line (genies.job_clock): its seconds from
 the process's start, of which start and imports (up to the point the command's modules are
-loaded) and model loads. Read from <run-dir>/logs, summed per log folder (one per rule family)
-and over all: the fixed share is the fixed seconds over the job seconds.
+loaded) and model loads. Read from <run-dir>/logs, summed per log folder (one per rule family;
+fits and evaluations per method) and over all: the fixed share is the fixed seconds over the job
+seconds.
 
     python bench/jobs.py                          # the logs of `make run`, if any
     python bench/jobs.py --run-dir /tmp/clone --repeats 3
@@ -57,13 +58,18 @@ def dry_run(workdir: Path, configfiles: list[str], repeats: int) -> tuple[float,
 
 
 def job_times(run_dir: Path) -> dict[str, list[tuple[float, float, float]]]:
-    """log folder -> (seconds, start and imports, model loads) of each job that logged them."""
+    """job family -> (seconds, start and imports, model loads) of each job that logged them. A
+    family is a log folder (one per rule), fits and evaluations apart per method
+    (logs/<fit|evaluate>/<model>/<method>/...): their work differs a hundredfold."""
     times = defaultdict(list)
     for log in sorted(Path(run_dir, "logs").rglob("*.log")):
         found = TIMING.findall(log.read_text(encoding="utf-8", errors="replace"))
-        if found:  # a folder per rule family; a job logging straight into logs/ by its name
-            folder = log.relative_to(run_dir, "logs").parts[0].removesuffix(".log")
-            times[folder].append(tuple(map(float, found[-1])))
+        if found:  # a job logging straight into logs/ is named by its file
+            parts = log.relative_to(run_dir, "logs").parts
+            family = parts[0].removesuffix(".log")
+            if family in ("fit", "evaluate") and len(parts) > 3:
+                family = f"{family} {parts[2]}"
+            times[family].append(tuple(map(float, found[-1])))
     return times
 
 
@@ -84,20 +90,20 @@ def main() -> None:
     if not times:
         sys.exit(f"\nno job timing lines in {args.run_dir}/logs: fixed costs need a run")
     print(f"\njobs of {args.run_dir}/logs, seconds per job (mean) and the fixed share")
-    header = ("log folder", "jobs", "job s", "imports s", "loads s", "fixed")
-    print("{:<20} {:>5} {:>7} {:>9} {:>8} {:>6}".format(*header))
+    header = ("job family", "jobs", "job s", "imports s", "loads s", "fixed")
+    print("{:<24} {:>5} {:>7} {:>9} {:>8} {:>6}".format(*header))
     totals = [0.0, 0.0]
     for folder, jobs in sorted(times.items()):
         seconds, imports, loads = (sum(column) for column in zip(*jobs, strict=True))
         totals = [totals[0] + seconds, totals[1] + imports + loads]
         n = len(jobs)
         print(
-            f"{folder:<20} {n:>5} {seconds / n:>7.2f} {imports / n:>9.2f} {loads / n:>8.2f}"
+            f"{folder:<24} {n:>5} {seconds / n:>7.2f} {imports / n:>9.2f} {loads / n:>8.2f}"
             f" {(imports + loads) / seconds:>6.1%}"
         )
     jobs = sum(len(j) for j in times.values())
     share = totals[1] / totals[0]
-    print(f"{'all':<20} {jobs:>5} {totals[0] / jobs:>7.2f} {'':>9} {'':>8} {share:>6.1%}")
+    print(f"{'all':<24} {jobs:>5} {totals[0] / jobs:>7.2f} {'':>9} {'':>8} {share:>6.1%}")
 
 
 if __name__ == "__main__":
