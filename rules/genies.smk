@@ -230,11 +230,8 @@ rule genies:
 
 
 # What each model's shift table was built from and read (genies.rebuild): the splits its shifts
-# read, the activation files of the templates its methods read, its states and evaluations; and
-# the paper's tables.
-TEMPLATES_READ = sorted(
-    {t for m in CFG.interventions for t in interventions.registry()[m].reads.templates}
-)
+# read, their activation files (none where no configured method reads the cache), its states and
+# evaluations; and the paper's tables.
 BUILT_CHAINS = [
     (
         [
@@ -242,7 +239,7 @@ BUILT_CHAINS = [
             *(
                 path(model, template, distribution, split)
                 for path in (activation_path, activation_sidecar_path)
-                for template in TEMPLATES_READ
+                for template in TEMPLATES
                 for distribution, split in SHIFT_SPLITS
             ),
             *(
