@@ -1,7 +1,7 @@
 """Data mixing: training on a source's examples plus a fraction of the target's.
 
 A reconstruction of the paper's `<model>-<source>-<target>-<pct>%` runs, whose code was never
-published (the evidence of their evaluation files: README, "The published data-mixing runs"):
+published (the evidence of their evaluation files: docs/paper.md, "The published data-mixing runs"):
 - the fraction is of the target's training examples that the run reads (every example, or the
   `max_examples` sample of the config): one training pair each, so of its training pairs, the unit
   the published mixture test sets count in; rounded down, as those hold exactly

@@ -109,7 +109,7 @@ def native_bfloat16() -> bool:
 
 def compute_dtype(setting: str, device: str) -> str:
     """The dtype a model runs in: "auto" is bfloat16 on a GPU, and on a CPU with native
-    bfloat16 (measured in the README); float32 elsewhere."""
+    bfloat16 (measured: docs/performance.md); float32 elsewhere."""
     if setting != "auto":
         return setting
     return "bfloat16" if device.startswith("cuda") or native_bfloat16() else "float32"

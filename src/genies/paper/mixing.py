@@ -56,7 +56,8 @@ class MixingRun(NamedTuple):
     model: str
     source: str
     target: str
-    fraction: float  # percent / 100, e.g. 0.1 for "-10%" (a share of the target's pairs: README)
+    # percent / 100, e.g. 0.1 for "-10%" (a share of the target's pairs: docs/paper.md)
+    fraction: float
 
 
 def is_mixing_run(run: str) -> bool:
