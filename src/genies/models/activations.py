@@ -38,6 +38,8 @@ from genies.errors import GeniesError
 from genies.files.atomic import write_atomic, write_text_atomic
 from genies.files.hashing import checksum_refused, sha256_file
 from genies.models.families import DecoderParts
+from genies.models.hooks import register_hooks
+from genies.models.packing import extract_packed, packing_refusal
 from genies.models.templates import render
 
 METADATA_KEY = "genies"
@@ -88,31 +90,6 @@ def split_texts(split: pd.DataFrame, template: str):
             examples.append(example)
             responses.append(position)
     return texts, np.array(examples, dtype=np.int64), np.array(responses, dtype=np.int64)
-
-
-def register_hooks(parts, residual_layers, head_layers, keep_residual, keep_heads) -> list:
-    """Hooks calling `keep_residual(states)` with each listed hidden state and `keep_heads(states)`
-    with each listed layer's per-head outputs (its attention's output projection's input), on
-    the modules of `parts` (genies.models.families.DecoderParts)."""
-
-    # hidden state i < L is what layer i receives (transformers' hidden_states[i], any embedding
-    # scaling applied), state L the final norm's output
-    def layer_input(module, args, kwargs) -> None:
-        keep_residual(args[0] if args else kwargs["hidden_states"])
-
-    def norm_output(module, args, output) -> None:
-        keep_residual(output[0] if isinstance(output, tuple) else output)
-
-    handles = [
-        parts.layers[i].register_forward_pre_hook(layer_input, with_kwargs=True)
-        if i < len(parts.layers)
-        else parts.final_norm.register_forward_hook(norm_output)
-        for i in residual_layers
-    ]
-    return handles + [
-        parts.out_projection(i).register_forward_pre_hook(lambda module, args: keep_heads(args[0]))
-        for i in head_layers
-    ]
 
 
 class LastTokenRecorder:
@@ -453,8 +430,6 @@ def extract_split_templates(
     """Every template's cache file of one split, each example's texts packed into one prefix
     tree (genies.models.packing): each distinct token computed once; text by text where packing
     would not be exact (said on stderr). Returns (metadata as stored, run record) per file."""
-    from genies.models.packing import extract_packed, packing_refusal
-
     split = read_examples(split_path, max_examples, seed)
     started = time.perf_counter()
     encoded = {}

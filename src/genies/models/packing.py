@@ -20,8 +20,8 @@ import torch
 from tqdm import tqdm
 
 from genies.errors import GeniesError
-from genies.models.activations import register_hooks
 from genies.models.families import DecoderParts, sliding_window, tree_packing_exact
+from genies.models.hooks import register_hooks
 
 # Attention implementations that take a custom 4-D mask: sdpa as a bool mask (True = attend),
 # eager as an additive float mask.
