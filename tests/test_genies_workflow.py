@@ -103,10 +103,10 @@ def test_a_job_that_reads_only_the_cache_imports_no_model_library():
 # What `genies fit mms`, `genies evaluate mms` and `genies fit few_shot` (which records its shot
 # pool without the model) import before their work; prints the model libraries among them.
 CACHE_JOB_IMPORTS = """import sys
-from genies import cli
+from genies.cli.interventions import interventions_ready
 from genies.interventions import jobs
 for name, job in [("mms", "fit"), ("mms", "evaluate"), ("few_shot", "fit")]:
-    cli.interventions_ready(name, job)
+    interventions_ready(name, job)
 print(*sorted({"transformers", "peft", "sklearn", "tokenizers"} & set(sys.modules)))"""
 
 

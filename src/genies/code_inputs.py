@@ -2,9 +2,13 @@
 
 Snakemake does not see edits to an installed package, so every rule lists the files its command
 runs as inputs. The list is computed, not kept by hand: a rule names the `genies` subcommand of its
-shell line; from it come the command line's module-level imports, the imports inside the
-subcommand's function `cmd_<name>`, then (transitively, at module level or inside functions) every
-`genies` module those import, and the packages' `__init__.py` files that importing them executes.
+shell line. The command line (the package `genies.cli`) keeps each group of commands in a module of
+its own, which defines their functions `cmd_<name>`; the subcommand's files are the command line's
+modules but the other groups', with their module-level imports, the imports inside the
+subcommand's function, then (transitively, at module level or inside functions) every `genies`
+module those import, and the packages' `__init__.py` files that importing them executes. So
+editing one group's module reruns only its commands' jobs, and a module every command loads (the
+parser's plumbing, the one-line errors) reruns them all.
 
 A job takes them as one input, a stamp file holding their sha256 sums: Snakemake stats every input
 of every ready job on each scheduling pass, and about 30 files a job made that most of its cost.
@@ -41,14 +45,32 @@ def imported_modules(nodes) -> set[str]:
     return {name for name in names if name == PACKAGE or name.startswith(PACKAGE + ".")}
 
 
-def command_modules(src: Path, command: str) -> set[str]:
-    """What `genies <command>` imports: the command line's top level and its `cmd_` function."""
-    tree = ast.parse(module_path(src, CLI).read_text(encoding="utf-8"))
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def command_groups(src: Path) -> dict[str, dict[str, ast.FunctionDef]]:
+    """The command line's group modules, each with its functions `cmd_<name>`."""
+    groups = {}
+    for path in sorted(module_path(src, CLI).parent.glob("*.py")):
+        functions = {
+            node.name: node
+            for node in parsed(path).body
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("cmd_")
+        }
+        if functions:
+            groups[f"{CLI}.{path.stem}"] = functions
+    return groups
+
+
+def command_function(groups: dict, command: str) -> tuple[str, ast.FunctionDef]:
+    """The group module that defines `genies <command>`, and the command's function."""
     function = f"cmd_{command.replace('-', '_')}"
-    bodies = [node for node in tree.body if getattr(node, "name", None) == function]
-    if not bodies:
-        raise ValueError(f"`genies {command}`: no function {function} in {CLI}")
-    return imported_modules(tree.body) | imported_modules(ast.walk(bodies[0])) | {CLI}
+    defined = [(group, found[function]) for group, found in groups.items() if function in found]
+    if len(defined) != 1:
+        where = ", ".join(group for group, _ in defined) or f"no module of {CLI}"
+        raise ValueError(f"`genies {command}`: function {function} in {where}")
+    return defined[0]
 
 
 def with_parents(module: str) -> list[str]:
@@ -73,15 +95,21 @@ def file_stamp(status: os.stat_result) -> tuple[int, int]:
 
 @functools.cache
 def derived_files(src: Path, command: str, modules: tuple[str, ...], stamp) -> tuple[str, ...]:
+    groups = command_groups(src)
+    group, function = command_function(groups, command)
+    other_groups = set(groups) - {group}
     seen: dict[str, Path] = {}
-    pending = [*command_modules(src, command), *modules]
+    pending = [CLI, group, *imported_modules(ast.walk(function)), *modules]
     while pending:
         for name in with_parents(pending.pop()):
-            if name in seen or (path := module_path(src, name)) is None:
+            if name in seen or name in other_groups or (path := module_path(src, name)) is None:
                 continue
             seen[name] = path
-            nodes = ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
-            pending.extend(imported_modules(nodes) if name != CLI else ())
+            tree = parsed(path)
+            # of the command line's modules, only what importing them runs: of their functions
+            # the command runs its own, whose imports are pending already
+            in_cli = name == CLI or name.startswith(CLI + ".")
+            pending.extend(imported_modules(tree.body if in_cli else ast.walk(tree)))
     return tuple(sorted(str(path) for path in seen.values()))
 
 
