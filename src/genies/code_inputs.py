@@ -83,8 +83,8 @@ def library_files(src: str | Path, command: str, *modules: str) -> list[str]:
     (a registered intervention), and all they import."""
     src = Path(src)
     # Snakemake asks once per job, with a few distinct arguments: parsing every module each time
-    # was most of the DAG's build time (0.1 s a job); the key holds each file's mtime and size,
-    # so that an edited module is parsed again
+    # would be most of the DAG's build time; the key holds each file's mtime and size, so that an
+    # edited module is parsed again
     stamp = tuple((str(p), file_stamp(p.stat())) for p in src.rglob("*.py"))
     return list(derived_files(src, command, modules, stamp))
 

@@ -48,8 +48,8 @@ from genies.interventions.text_scoring import encode, scored_pairs, tokenisation
 from genies.models.activations import length_sorted_batches, pad_batch
 
 TRAINING_HYPERPARAMETERS = {
-    # defaults sized for the embedded model's make run on a 2-core CPU (6 steps of 4 pairs, ~1 min
-    # a fit there: docs/performance.md); config/paper.yaml sets upstream's per model
+    # defaults sized for the embedded model's make run on a 2-core CPU (docs/performance.md);
+    # config/paper.yaml sets upstream's per model
     "steps": {
         "type": "integer",
         "minimum": 1,

@@ -213,8 +213,8 @@ def extract(model, tokenizer, texts: list[str], spec: ExtractionSpec, progress: 
 def memory_budget(device: torch.device) -> int:
     """Bytes extraction may hold on `device` besides the model: on a GPU a quarter of its free
     memory (once for the gathered results, once for the hooks' kept tensors); on the CPU none,
-    as each kept tensor makes the forward pass allocate fresh memory (measured: 16% slower for
-    SmolLM2), while copying right away costs nothing measurable there."""
+    as each kept tensor makes the forward pass allocate fresh memory, while copying right away
+    costs nothing measurable there (docs/performance.md)."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0] // 4
     return 0

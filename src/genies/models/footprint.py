@@ -4,27 +4,24 @@ both are upper bounds: every text counted at full length, a margin on top (the w
 multiplies them by Snakemake's `attempt`: a killed job, retried, asks for twice as much). Reads
 no deep-learning library: the workflow evaluates it for every job.
 
-Measured on a 2-core CPU with SmolLM2-135M in float32 (540 MB of weights), texts cut at 256
-tokens, peak resident memory against these bounds: extraction, batches of 16 texts, 2.0 GB
-(bound 3.9 GB); LoRA fit, 8 texts a step, 5.4 GB (9.5), 16 texts a step, 9.8 GB (16.7);
-zero-shot scoring 3.3 GB (3.9), four-shot 4.7 GB (10.1). tests/test_footprint.py checks an
-extraction and a LoRA fit against their bounds.
+The constants are set from measured peaks and rates with room to spare (docs/performance.md,
+"Memory of jobs against the SLURM bounds"); tests/test_footprint.py checks an extraction and a
+LoRA fit against their bounds.
 """
 
 import math
 from dataclasses import dataclass
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-BASE_MB = 1000  # interpreter, torch, tokenizer and data (imports alone: 250 MB measured)
+BASE_MB = 1000  # interpreter, torch, tokenizer and data
 MARGIN = 1.5
-# Sustained rates, set low: on this machine's CPU, extraction ran at 1e11 to 3.5e11 FLOP/s per
-# thread and LoRA training at 1e11 (2 or 6 x parameters x tokens); 1e14 is a tenth of a recent
-# data-centre GPU's bfloat16 peak.
+# Sustained rates, set below the measured ones so that a time ask is an upper bound; the GPU's is
+# a tenth of a recent data-centre GPU's bfloat16 peak.
 CPU_FLOPS_PER_THREAD = 3e10
 GPU_FLOPS = 1e14
 LOAD_BYTES_PER_SECOND = 1e8  # weights read from shared storage
 MIN_RUNTIME_MIN = 15
-CACHE_COPIES = 4  # probe/mms fits on 36 MB of cache peaked at 500 MB (imports included)
+CACHE_COPIES = 4  # the cache read, its float32 copy and the method's working copies
 # A job reading the cache only: no cost model; the probe's and CCS's fits take seconds here.
 CACHE_RUNTIME_MIN = 30
 
