@@ -29,6 +29,9 @@ def test_the_files_are_the_imports_of_the_command_followed_transitively(tmp_path
         "from genies.cli.plumbing import parser\n",
     )
     write(tmp_path, "genies/cli/plumbing.py", "from genies.errors import Oops\n")
+    # shared plumbing that only another group imports is still loaded by every command
+    write(tmp_path, "genies/cli/options.py", "from genies.catalog import NAMES\n")
+    write(tmp_path, "genies/catalog.py")
     write(
         tmp_path,
         "genies/cli/stats.py",
@@ -48,7 +51,13 @@ def test_the_files_are_the_imports_of_the_command_followed_transitively(tmp_path
     write(tmp_path, "genies/extra.py", "from genies.deep.leaf import x\n")
     write(tmp_path, "genies/deep/__init__.py")
     write(tmp_path, "genies/deep/leaf.py")
-    command_line = {"genies/__init__.py", "genies/cli/__init__.py", "genies/cli/plumbing.py"}
+    command_line = {
+        "genies/__init__.py",
+        "genies/cli/__init__.py",
+        "genies/cli/plumbing.py",
+        "genies/cli/options.py",
+        "genies/catalog.py",
+    }
     expected = command_line | {
         "genies/cli/stats.py",
         "genies/errors.py",
@@ -67,6 +76,28 @@ def test_the_files_are_the_imports_of_the_command_followed_transitively(tmp_path
     }
     found = {path.removeprefix(prefix) for path in library_files(tmp_path, "tidy-up")}
     assert found == command_line | {"genies/errors.py", "genies/cli/chores.py", "genies/tidy.py"}
+
+
+def test_a_group_module_imports_at_its_top_only_what_every_command_loads_anyway():
+    """Every command imports every group module (the parser lists them all), but its code stamp
+    holds only its own group's: so no group module may import a library module at its top."""
+    import ast
+
+    shared = {"genies", "genies.errors", "genies.job_clock"}
+    for path in sorted((REPO / "src/genies/cli").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        if not any(getattr(node, "name", "").startswith("cmd_") for node in tree.body):
+            continue  # plumbing, in every command's stamp
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("genies"):
+                names = [node.module] if node.module != "genies" else node.names
+                names = [n if isinstance(n, str) else f"genies.{n.name}" for n in names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names if alias.name.startswith("genies")]
+            else:
+                continue
+            for name in names:
+                assert name in shared or name.startswith("genies.cli"), (path.name, name)
 
 
 def test_a_command_is_defined_in_exactly_one_group_module(tmp_path):

@@ -98,8 +98,14 @@ def derived_files(src: Path, command: str, modules: tuple[str, ...], stamp) -> t
     groups = command_groups(src)
     group, function = command_function(groups, command)
     other_groups = set(groups) - {group}
+    # the parser's plumbing: every cli module that is not a group's, loaded by every command
+    plumbing = [
+        f"{CLI}.{path.stem}"
+        for path in module_path(src, CLI).parent.glob("*.py")
+        if f"{CLI}.{path.stem}" not in groups and path.stem != "__init__"
+    ]
     seen: dict[str, Path] = {}
-    pending = [CLI, group, *imported_modules(ast.walk(function)), *modules]
+    pending = [CLI, *plumbing, group, *imported_modules(ast.walk(function)), *modules]
     while pending:
         for name in with_parents(pending.pop()):
             if name in seen or name in other_groups or (path := module_path(src, name)) is None:
