@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from genies.errors import GeniesError
-from genies.files.parquet import read_parquet, write_frame
+from genies.files.parquet import read_parquet, read_table, write_frame, write_parquet
 from genies.interventions.base import State
 from genies.interventions.jobs import read_state, read_state_info, write_state
 from genies.rebuild import forcing, missing_after_build
@@ -126,11 +126,31 @@ def test_a_parquet_artifact_of_other_column_types_or_no_checksum_is_refused(tmp_
     pq.write_table(narrowed, path)
     with pytest.raises(GeniesError, match="checksum mismatch: the shift table is damaged"):
         read_parquet(path, None, "shift table")
-    pq.write_table(table.replace_schema_metadata({}), path)  # as genies wrote before checksums
-    with pytest.raises(
-        GeniesError, match="shift table without a checksum .* delete it and rebuild"
-    ):
-        read_parquet(path, None, "shift table")
+    # as genies wrote before checksums, and before they covered types (key genies.checksum)
+    for metadata in ({}, {b"genies.checksum": b"0" * 64}):
+        pq.write_table(table.replace_schema_metadata(metadata), path)
+        with pytest.raises(GeniesError, match="table without a checksum .* earlier genies"):
+            read_parquet(path, None, "shift table")
+
+
+def test_every_kind_of_column_reads_back_as_written(tmp_path):
+    """Types a round trip through Parquet lays out otherwise (a list's item name, a categorical's
+    dictionary of large strings, large strings) are the same column to the reader."""
+    import pyarrow as pa
+
+    frame = pd.DataFrame(
+        {
+            "label": pd.Categorical(["a", "b", "a"]),
+            "text": pd.Series(["x", "y", "z"], dtype="string"),
+            "scores": [[0.5, 1.0], [], [0.25]],
+            "count": [1, 2, 3],
+        }
+    )
+    write_frame(frame, tmp_path / "t.parquet")
+    read_parquet(tmp_path / "t.parquet", None, "table")
+    large = pa.table({"text": pa.array(["x", "y"], type=pa.large_string())})
+    write_parquet(large, tmp_path / "large.parquet")
+    assert read_table(tmp_path / "large.parquet", "table").column("text").to_pylist() == ["x", "y"]
 
 
 def test_verify_refuses_a_folder_with_no_artifact(tmp_path):

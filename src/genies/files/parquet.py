@@ -18,14 +18,22 @@ from genies.errors import GeniesError
 from genies.files.atomic import write_atomic
 from genies.files.hashing import checksum_refused
 
-CHECKSUM_KEY = b"genies.checksum"
+# v2 covers the columns' types too: a file of v1 (values only) is one of an earlier genies
+CHECKSUM_KEY = b"genies.checksum.v2"
 
 
 def type_name(data_type: pa.DataType) -> str:
-    """The type as text, a list's item named by neither of the names Parquet round trips give
-    it ("item" written, "element" read)."""
+    """The type as the reader gets it, whatever layout a Parquet round trip gives it: a list's
+    item is named "item" written and "element" read, a dictionary's indices and large strings
+    may come back narrower or wider."""
     if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
         return f"list<{type_name(data_type.value_type)}>"
+    if pa.types.is_dictionary(data_type):
+        return f"dictionary<{type_name(data_type.value_type)}>"
+    if pa.types.is_large_string(data_type):
+        return "string"
+    if pa.types.is_large_binary(data_type):
+        return "binary"
     return str(data_type)
 
 
