@@ -161,3 +161,18 @@ def test_verify_refuses_a_folder_with_no_artifact(tmp_path):
         "results/activations, results/interventions, results/evaluations, "
         "results/shift_metrics, results/paper: not a built workspace"
     )
+
+
+def test_verify_stops_where_a_failure_says_nothing_of_the_file(tmp_path, monkeypatch):
+    """Permission refused (or a reader's library missing): no file is called damaged, whose
+    deletion would mend nothing; the error reaches the command line's one line."""
+    from genies import verify
+
+    write_artifacts(tmp_path)
+
+    def refused(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(verify, "reader", lambda kind: refused)
+    with pytest.raises(PermissionError):
+        verify.verify(str(tmp_path))

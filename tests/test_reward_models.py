@@ -175,6 +175,13 @@ def test_a_state_for_another_base_model_or_text_cut_is_refused(tiny_dir, splits,
     ):
         scored = {"test": (splits["test"], {})}
         jobs.evaluate("lora_fine_tuning", hp, 0, out, scored, tiny_dir, longer, tmp_path / "e")
+    # a state that does not say (an earlier genies wrote it) is refused too
+    state, info = jobs.read_state(out)
+    del info["max_length"]
+    jobs.write_state(out, state, info)
+    with pytest.raises(GeniesError, match="fitted with max_length None, but this evaluation uses"):
+        scored = {"test": (splits["test"], {})}
+        jobs.evaluate("lora_fine_tuning", hp, 0, out, scored, tiny_dir, SETTINGS, tmp_path / "e")
 
 
 KILL_AT_STEP = """

@@ -329,7 +329,7 @@ def check_state(path, info: dict, name: str, hyperparameters, seed: int, manifes
         "seed": seed,
         "weights_sha256": manifest["weights_sha256"],
     }
-    if "max_length" in info:  # a method that runs the model in its fit
+    if "max_length" in settings:  # a method that runs the model cuts its texts there
         expected["max_length"] = settings["max_length"]
     for key, value in expected.items():
         if info.get(key) != value:
