@@ -37,7 +37,8 @@ def test_the_files_are_the_imports_of_the_command_followed_transitively(tmp_path
         "genies/cli/stats.py",
         "from genies.cli.plumbing import parser\n\n"
         "def cmd_run_it(args):\n    from genies.stats.mean import mean\n\n"
-        "def cmd_other(args):\n    import genies.unused\n",
+        "def cmd_other(args):\n    import genies.unused\n\n"
+        "def prepared(args):\n    import genies.helped\n",
     )
     write(
         tmp_path, "genies/cli/chores.py", "import genies.tidy\n\ndef cmd_tidy_up(args):\n    pass\n"
@@ -48,6 +49,7 @@ def test_the_files_are_the_imports_of_the_command_followed_transitively(tmp_path
     write(tmp_path, "genies/stats/mean.py", "def mean():\n    from genies.stats import helper\n")
     write(tmp_path, "genies/stats/helper.py", "import numpy\n")
     write(tmp_path, "genies/unused.py")
+    write(tmp_path, "genies/helped.py")  # imported by a helper a command of its group may call
     write(tmp_path, "genies/extra.py", "from genies.deep.leaf import x\n")
     write(tmp_path, "genies/deep/__init__.py")
     write(tmp_path, "genies/deep/leaf.py")
@@ -60,6 +62,7 @@ def test_the_files_are_the_imports_of_the_command_followed_transitively(tmp_path
     }
     expected = command_line | {
         "genies/cli/stats.py",
+        "genies/helped.py",
         "genies/errors.py",
         "genies/stats/__init__.py",
         "genies/stats/mean.py",

@@ -104,8 +104,15 @@ def derived_files(src: Path, command: str, modules: tuple[str, ...], stamp) -> t
         for path in module_path(src, CLI).parent.glob("*.py")
         if f"{CLI}.{path.stem}" not in groups and path.stem != "__init__"
     ]
+    # the group module's helpers too, which its commands may call (not its other commands)
+    helpers = [
+        node
+        for node in parsed(module_path(src, group)).body
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("cmd_")
+    ]
+    called = [name for node in [function, *helpers] for name in imported_modules(ast.walk(node))]
     seen: dict[str, Path] = {}
-    pending = [CLI, *plumbing, group, *imported_modules(ast.walk(function)), *modules]
+    pending = [CLI, *plumbing, group, *called, *modules]
     while pending:
         for name in with_parents(pending.pop()):
             if name in seen or name in other_groups or (path := module_path(src, name)) is None:
