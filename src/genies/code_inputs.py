@@ -49,26 +49,23 @@ def parsed(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
-def command_groups(src: Path) -> dict[str, dict[str, ast.FunctionDef]]:
-    """The command line's group modules, each with its functions `cmd_<name>`."""
-    groups = {}
+def cli_functions(src: Path) -> dict[str, dict[str, ast.FunctionDef]]:
+    """Every module of the command line (the package itself as `genies.cli`), parsed once, with
+    its top-level functions by name."""
+    modules = {}
     for path in sorted(module_path(src, CLI).parent.glob("*.py")):
-        functions = {
-            node.name: node
-            for node in parsed(path).body
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("cmd_")
-        }
-        if functions:
-            groups[f"{CLI}.{path.stem}"] = functions
-    return groups
+        name = CLI if path.stem == "__init__" else f"{CLI}.{path.stem}"
+        body = parsed(path).body
+        modules[name] = {node.name: node for node in body if isinstance(node, ast.FunctionDef)}
+    return modules
 
 
-def command_function(groups: dict, command: str) -> tuple[str, ast.FunctionDef]:
+def command_function(cli: dict, command: str) -> tuple[str, ast.FunctionDef]:
     """The group module that defines `genies <command>`, and the command's function."""
     function = f"cmd_{command.replace('-', '_')}"
-    defined = [(group, found[function]) for group, found in groups.items() if function in found]
+    defined = [(module, found[function]) for module, found in cli.items() if function in found]
     if len(defined) != 1:
-        where = ", ".join(group for group, _ in defined) or f"no module of {CLI}"
+        where = ", ".join(module for module, _ in defined) or f"no module of {CLI}"
         raise ValueError(f"`genies {command}`: function {function} in {where}")
     return defined[0]
 
@@ -95,22 +92,15 @@ def file_stamp(status: os.stat_result) -> tuple[int, int]:
 
 @functools.cache
 def derived_files(src: Path, command: str, modules: tuple[str, ...], stamp) -> tuple[str, ...]:
-    groups = command_groups(src)
-    group, function = command_function(groups, command)
-    other_groups = set(groups) - {group}
-    # the parser's plumbing: every cli module that is not a group's, loaded by every command
-    plumbing = [
-        f"{CLI}.{path.stem}"
-        for path in module_path(src, CLI).parent.glob("*.py")
-        if f"{CLI}.{path.stem}" not in groups and path.stem != "__init__"
-    ]
-    # the group module's helpers too, which its commands may call (not its other commands)
-    helpers = [
-        node
-        for node in parsed(module_path(src, group)).body
-        if isinstance(node, ast.FunctionDef) and not node.name.startswith("cmd_")
-    ]
-    called = [name for node in [function, *helpers] for name in imported_modules(ast.walk(node))]
+    cli = cli_functions(src)
+    group, function = command_function(cli, command)
+    groups = {name for name, found in cli.items() if any(f.startswith("cmd_") for f in found)}
+    other_groups = groups - {group}
+    # every other cli module is the parser's plumbing, which every command loads; of its own
+    # group, the command and the helpers it may call (not the group's other commands)
+    plumbing = [name for name in cli if name not in groups]
+    runs = [function, *(f for name, f in cli[group].items() if not name.startswith("cmd_"))]
+    called = [name for node in runs for name in imported_modules(ast.walk(node))]
     seen: dict[str, Path] = {}
     pending = [CLI, *plumbing, group, *called, *modules]
     while pending:

@@ -45,10 +45,9 @@ def verify(root: str = ".") -> tuple[int, list[str]]:
     libraries, memory, permissions) stops the check: deleting the file would not mend it."""
     checked, damaged = 0, []
     for path, kind in artifacts(Path(root)):
-        read = reader(kind)
         checked += 1
         try:
-            read(path)
+            reader(kind)(path)
         except GeniesError as exc:
             damaged.append(str(exc))
     if not checked:
