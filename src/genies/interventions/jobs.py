@@ -157,17 +157,25 @@ def computed_with(records: dict[str, dict]) -> dict:
     }
 
 
-def facts(method, hyperparameters, seed: int, manifest, settings: dict, hashes, made) -> dict:
-    """What an artifact was computed from. A method that runs the model records where its texts
-    were cut too (a cache reader's cache files record it)."""
+def fitted_with(name: str, hyperparameters, seed: int, manifest, settings: dict) -> dict:
+    """What a state records of its method and inputs, and an evaluation must share with it: the
+    method, hyper-parameters, seed, base weights and, for a method that runs the model, where its
+    texts were cut (a cache reader's cache files record that)."""
     return {
-        **made,
-        **({"max_length": settings["max_length"]} if "max_length" in settings else {}),
-        "intervention": method.name,
+        "intervention": name,
         "hyperparameters": hyperparameters,
         "seed": seed,
-        "model": manifest["name"],
         "weights_sha256": manifest["weights_sha256"],
+        **({"max_length": settings["max_length"]} if "max_length" in settings else {}),
+    }
+
+
+def facts(method, hyperparameters, seed: int, manifest, settings: dict, hashes, made) -> dict:
+    """What an artifact was computed from."""
+    return {
+        **made,
+        **fitted_with(method.name, hyperparameters, seed, manifest, settings),
+        "model": manifest["name"],
         "data_sha256": hashes,
         "genies_version": version("genies"),
     }
@@ -323,14 +331,7 @@ def read_state_info(path) -> dict:
 
 
 def check_state(path, info: dict, name: str, hyperparameters, seed: int, manifest, settings):
-    expected = {
-        "intervention": name,
-        "hyperparameters": hyperparameters,
-        "seed": seed,
-        "weights_sha256": manifest["weights_sha256"],
-    }
-    if "max_length" in settings:  # a method that runs the model cuts its texts there
-        expected["max_length"] = settings["max_length"]
+    expected = fitted_with(name, hyperparameters, seed, manifest, settings)
     for key, value in expected.items():
         if info.get(key) != value:
             raise GeniesError(
